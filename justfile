@@ -1,0 +1,67 @@
+# boards: the entry point for people and CI. `just` lists the recipes.
+# Every recipe calls a poe task (pyproject.toml) or a tool; none repeats a command line.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+poe := "uv run --frozen poe"
+
+# List the recipes
+default:
+    @just --list --unsorted
+
+# Run the whole test suite: unit, integration, image and CI checks
+test *args:
+    {{poe}} test {{args}}
+
+# Run one workspace package's tests (e.g. `just test-package backend`)
+test-package package *args:
+    {{poe}} -C packages/{{package}} test {{args}}
+
+# Lint and type-check one workspace package
+lint-package package:
+    {{poe}} -C packages/{{package}} lint
+    {{poe}} -C packages/{{package}} typecheck
+
+# Lint everything: Python, the Dockerfile and the CI workflows
+lint:
+    {{poe}} lint
+
+# Format the Python code in place
+fmt:
+    {{poe}} fmt
+
+# Make a Docker engine with BuildKit answer (installs and starts one if needed)
+engine:
+    tools/engine/ensure-docker.sh
+
+# Build stand-in base/service images where the official ones cannot be pulled
+standins:
+    {{poe}} standins
+
+# Build the backend image (tag overridable: `just image boards-backend:dev`)
+image tag="boards-backend:local":
+    {{poe}} image --tag {{tag}}
+
+# Lint the Dockerfile with hadolint (.hadolint.yaml)
+image-lint:
+    {{poe}} image-lint
+
+# Print the image's size, layers, user, entrypoint and layer efficiency
+image-inspect tag="boards-backend:local":
+    {{poe}} image-inspect --tag {{tag}}
+
+# Build (or reuse) the image and run the image test suite
+image-test *args:
+    {{poe}} image-test {{args}}
+
+# Time cold, no-change and code-change builds, start-to-healthy and stop
+image-bench tag="boards-backend:bench":
+    {{poe}} image-bench --tag {{tag}}
+
+# Validate the GitHub workflows (schema, zizmor, run-step policy)
+ci-lint:
+    {{poe}} ci-lint
+
+# Build the image and run API + worker + PostgreSQL + Redis, then push one job through
+demo:
+    {{poe}} demo
