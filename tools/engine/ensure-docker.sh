@@ -55,7 +55,7 @@ fi
 
 if ! engine_answers; then
   log "starting dockerd (log: $DOCKERD_LOG)"
-  nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+  nohup dockerd --ip 127.0.0.1 >>"$DOCKERD_LOG" 2>&1 </dev/null &
   for _ in $(seq "$WAIT_SECONDS"); do
     engine_answers && break
     sleep 1  # polling the engine's socket: there is nothing to wait on but the socket itself
