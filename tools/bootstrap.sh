@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Set up this machine for boards, then run a command in the workspace environment.
+#
+#   tools/bootstrap.sh just demo    # build the image, run API + worker + PostgreSQL + Redis, one job
+#   tools/bootstrap.sh just test    # the whole test suite
+#
+# Installs only what is missing and is safe to run again:
+#   uv (pinned, into its own virtualenv), a Docker engine with BuildKit (tools/engine),
+#   and the workspace environment from uv.lock (`uv sync --locked` fails on a stale lock).
+set -euo pipefail
+
+UV_VERSION=0.13.9
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+log() { printf 'bootstrap: %s\n' "$*" >&2; }
+
+if ! command -v uv >/dev/null 2>&1; then
+  uv_home=${XDG_DATA_HOME:-$HOME/.local/share}/boards/uv-$UV_VERSION
+  if [ ! -x "$uv_home/bin/uv" ]; then
+    log "installing uv $UV_VERSION into $uv_home"
+    python3 -m venv "$uv_home"
+    "$uv_home/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+  fi
+  export PATH="$uv_home/bin:$PATH"
+fi
+
+bash tools/engine/ensure-docker.sh
+
+log "syncing the workspace environment (uv.lock)"
+uv sync --locked --quiet
+
+[ $# -gt 0 ] || exit 0
+exec uv run --frozen "$@"

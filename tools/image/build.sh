@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Build the backend image from the workspace root with its scoped context.
+#
+#   tools/image/build.sh [--tag NAME:TAG] [extra `docker build` arguments...]
+#
+# Base images: the Dockerfile's pinned defaults, unless they cannot be had here, in which case
+# `boards-images` builds and names stand-ins (and says so loudly).
+# Network options (all optional, none of them lands in the image; see docs/image.md):
+#   BOARDS_BUILD_CA_BUNDLE  PEM bundle handed in as the `ssl_ca` BuildKit secret
+#                           (default: $SSL_CERT_FILE when that file exists; set empty to disable)
+#   BOARDS_BUILD_INDEX_URL  package index URL (build arg UV_DEFAULT_INDEX)
+#   BOARDS_BUILD_NETRC      netrc file with index credentials (the `netrc` BuildKit secret)
+# Exit codes: 0 built, 2 bad usage, otherwise docker build's own.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+
+tag=boards-backend:local
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --tag) [ $# -ge 2 ] || { echo "build.sh: --tag needs a value" >&2; exit 2; }; tag=$2; shift 2 ;;
+    --tag=*) tag=${1#--tag=}; shift ;;
+    *) break ;;
+  esac
+done
+
+images=$(uv run --frozen boards-images resolve python uv)
+python_image=$(sed -n 1p <<<"$images")
+uv_image=$(sed -n 2p <<<"$images")
+version=$(uv version --frozen --package boards-backend --short)
+revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+
+args=(
+  --file packages/backend/Dockerfile
+  --tag "$tag"
+  --build-arg "PYTHON_IMAGE=$python_image"
+  --build-arg "UV_IMAGE=$uv_image"
+  --build-arg "VERSION=$version"
+  --build-arg "REVISION=$revision"
+)
+ca_bundle=${BOARDS_BUILD_CA_BUNDLE-${SSL_CERT_FILE:-}}
+if [ -n "$ca_bundle" ]; then
+  [ -f "$ca_bundle" ] || { echo "build.sh: CA bundle '$ca_bundle' does not exist" >&2; exit 2; }
+  args+=(--secret "id=ssl_ca,src=$ca_bundle")
+fi
+if [ -n "${BOARDS_BUILD_NETRC:-}" ]; then
+  [ -f "$BOARDS_BUILD_NETRC" ] || { echo "build.sh: netrc '$BOARDS_BUILD_NETRC' does not exist" >&2; exit 2; }
+  args+=(--secret "id=netrc,src=$BOARDS_BUILD_NETRC")
+fi
+[ -z "${BOARDS_BUILD_INDEX_URL:-}" ] || args+=(--build-arg "UV_DEFAULT_INDEX=$BOARDS_BUILD_INDEX_URL")
+
+echo "build.sh: building $tag (base $python_image, uv $uv_image, version $version)" >&2
+DOCKER_BUILDKIT=1 exec docker build "${args[@]}" "$@" .
