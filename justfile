@@ -65,3 +65,7 @@ ci-lint:
 # Build the image and run API + worker + PostgreSQL + Redis, then push one job through
 demo:
     {{poe}} demo
+
+# Stop the demo stack and delete its volumes
+down:
+    docker compose down --volumes

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build the backend image from the workspace root with its scoped context.
 #
-#   tools/image/build.sh [--tag NAME:TAG] [extra `docker build` arguments...]
+#   tools/image/build.sh [--tag NAME:TAG] [--context DIR] [extra `docker build` arguments...]
+#
+# --context: a copy of the workspace to build from (the tests use it to change files safely).
 #
 # Base images: the Dockerfile's pinned defaults, unless they cannot be had here, in which case
 # `boards-images` builds and names stand-ins (and says so loudly).
@@ -17,10 +19,12 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 
 tag=boards-backend:local
+context=$root
 while [ $# -gt 0 ]; do
   case "$1" in
     --tag) [ $# -ge 2 ] || { echo "build.sh: --tag needs a value" >&2; exit 2; }; tag=$2; shift 2 ;;
     --tag=*) tag=${1#--tag=}; shift ;;
+    --context) [ $# -ge 2 ] || { echo "build.sh: --context needs a value" >&2; exit 2; }; context=$2; shift 2 ;;
     *) break ;;
   esac
 done
@@ -32,7 +36,7 @@ version=$(uv version --frozen --package boards-backend --short)
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 
 args=(
-  --file packages/backend/Dockerfile
+  --file "$context/packages/backend/Dockerfile"
   --tag "$tag"
   --build-arg "PYTHON_IMAGE=$python_image"
   --build-arg "UV_IMAGE=$uv_image"
@@ -51,4 +55,4 @@ fi
 [ -z "${BOARDS_BUILD_INDEX_URL:-}" ] || args+=(--build-arg "UV_DEFAULT_INDEX=$BOARDS_BUILD_INDEX_URL")
 
 echo "build.sh: building $tag (base $python_image, uv $uv_image, version $version)" >&2
-DOCKER_BUILDKIT=1 exec docker build "${args[@]}" "$@" .
+DOCKER_BUILDKIT=1 exec docker build "${args[@]}" "$@" "$context"

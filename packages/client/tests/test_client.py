@@ -74,7 +74,7 @@ def test_get_unknown_job_is_boards_error_404(client: BoardsClient) -> None:
     with pytest.raises(BoardsError) as err:
         client.get_job("nope")
     assert err.value.status_code == 404
-    assert "not found" in err.value.body
+    assert json.loads(err.value.body)["error"] == "not_found"
     assert "404" in str(err.value)
 
 

@@ -47,29 +47,30 @@ class FakeBoardsApi:
             return httpx.Response(
                 200,
                 json={
-                    "status": "ok",
-                    "database": "ok",
-                    "broker": "ok",
-                    "migrations": "head",
+                    "status": "ok" if self.ready else "degraded",
                     "version": "0.1.0",
+                    "database": {"status": "ok" if self.ready else "down", "detail": "fake"},
+                    "broker": {"status": "ok", "detail": "redis"},
+                    "migrations": {"current": "head", "head": "head", "status": "ok"},
                 },
             )
         if request.method == "GET" and path == "/health/ready":
             if self.ready:
-                return httpx.Response(200, json={"status": "ready"})
-            return httpx.Response(503, json={"status": "unavailable", "database": "down"})
+                return httpx.Response(200, json={"status": "ready", "reasons": []})
+            reasons = ["database down: fake"]
+            return httpx.Response(503, json={"status": "not_ready", "reasons": reasons})
         if request.method == "POST" and path == "/api/v1/jobs":
             return self._create(request)
         match = JOB_PATH.match(path)
         if request.method == "GET" and match:
             return self._get(match["id"])
-        return httpx.Response(404, json={"detail": "Not Found"})
+        return httpx.Response(404, json={"detail": "Not Found"})  # FastAPI's unknown route
 
     def _create(self, request: httpx.Request) -> httpx.Response:
         try:
             body = json.loads(request.content)
         except ValueError:
-            return httpx.Response(422, json={"detail": "body is not JSON"})
+            return httpx.Response(422, json={"detail": [{"msg": "body is not JSON"}]})
         self.bodies.append(body)
         if not isinstance(body, dict) or not isinstance(body.get("payload"), str):
             return httpx.Response(422, json={"detail": [{"loc": ["body", "payload"]}]})
@@ -90,7 +91,7 @@ class FakeBoardsApi:
     def _get(self, job_id: str) -> httpx.Response:
         job = self.jobs.get(job_id)
         if job is None:
-            return httpx.Response(404, json={"detail": f"job {job_id} not found"})
+            return _error(404, "not_found", f"no job with id {job_id!r}")
         job["_gets"] += 1
         if job["status"] in {"queued", "running"}:
             if job["_gets"] >= self.steps_to_finish:
@@ -101,3 +102,8 @@ class FakeBoardsApi:
             else:
                 job["status"] = "running"
         return httpx.Response(200, json={k: v for k, v in job.items() if not k.startswith("_")})
+
+
+def _error(status_code: int, error: str, detail: str) -> httpx.Response:
+    """The API's own error body: ``{"error": <code>, "detail": <one line>}``."""
+    return httpx.Response(status_code, json={"error": error, "detail": detail})

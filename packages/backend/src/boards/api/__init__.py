@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI). ``boards.api.app:app`` is what uvicorn serves."""

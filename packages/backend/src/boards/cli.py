@@ -1,0 +1,191 @@
+"""``boards``: the image's entry point. Dispatches a role, or runs any other command as given.
+
+Usage::
+
+    boards api [UVICORN-ARGS...]        migrate (if BOARDS_MIGRATE_ON_START), then exec uvicorn
+    boards worker [DRAMATIQ-ARGS...]    exec dramatiq-gevent (needs BOARDS_REDIS_URL)
+    boards migrate                      upgrade the database to the latest schema and exit
+    boards healthcheck                  container health check (API or worker, found out itself)
+    boards COMMAND [ARGS...]            exec COMMAND as given (uvicorn ..., dramatiq-gevent ...,
+                                        bash, ...)
+
+Exit codes:
+
+    0    success (healthcheck: healthy)
+    1    runtime failure: e.g. the migration failed (healthcheck: unhealthy)
+    2    bad setting or usage: one line on stderr naming the variable and what is allowed
+    126  COMMAND is not executable
+    127  COMMAND not found
+
+``api`` and ``worker`` replace this process (``exec``) with uvicorn / dramatiq, so the server is
+PID 1 in the container and receives SIGTERM itself. Startup stays fast: nothing heavy (FastAPI,
+dramatiq) is imported here before the exec.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from boards.settings import Settings
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_NOT_EXECUTABLE = 126
+EXIT_NOT_FOUND = 127
+
+#: Seconds uvicorn waits for open requests after SIGTERM (well inside Docker's 10 s).
+API_GRACEFUL_SHUTDOWN = 3
+
+USAGE = (__doc__ or "").split("Usage::", 1)[1].split("``api`` and", 1)[0].rstrip()
+
+
+def _err(line: str) -> None:
+    sys.stderr.write(f"boards: {line}\n")
+    sys.stderr.flush()
+
+
+def _resolve(program: str) -> str:
+    """Prefer the executable next to this interpreter (the venv), then PATH."""
+    if os.sep in program:
+        return program
+    sibling = Path(sys.executable).parent / program
+    if sibling.is_file() and os.access(sibling, os.X_OK):
+        return str(sibling)
+    return shutil.which(program) or program
+
+
+def exec_command(argv: Sequence[str]) -> NoReturn:
+    """Replace this process with ``argv``; 127/126 with one line when that is impossible."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    program = _resolve(argv[0])
+    try:
+        os.execvp(program, list(argv))  # noqa: S606 (exec is the point: no shell involved)
+    except FileNotFoundError:
+        _err(f"command not found: {argv[0]}")
+        raise SystemExit(EXIT_NOT_FOUND) from None
+    except PermissionError:
+        _err(f"command not executable: {argv[0]}")
+        raise SystemExit(EXIT_NOT_EXECUTABLE) from None
+    except OSError as exc:
+        _err(f"cannot run {argv[0]}: {exc.strerror or exc}")
+        raise SystemExit(EXIT_NOT_EXECUTABLE) from None
+
+
+def _settings(*, require_redis: bool = False) -> Settings:
+    from boards.settings import load_settings_or_exit
+
+    return load_settings_or_exit(require_redis=require_redis)
+
+
+def _migrate(settings: Settings) -> int:
+    import logging
+
+    from boards.logs import configure_logging, one_line
+
+    configure_logging(settings.log_level)
+    log = logging.getLogger("boards.migrations")
+    try:
+        from boards.migrations import upgrade_to_head
+
+        upgrade_to_head(settings.effective_database_url, settings.alembic_ini)
+    except Exception as exc:
+        log.error("migration failed: %s", one_line(exc))
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def run_api(extra: Sequence[str]) -> int:
+    settings = _settings()
+    if settings.migrate_on_start:
+        code = _migrate(settings)
+        if code != EXIT_OK:
+            return code
+    exec_command(
+        [
+            "uvicorn",
+            "boards.api.app:app",
+            "--host",
+            settings.api_host,
+            "--port",
+            str(settings.api_port),
+            "--log-level",
+            settings.log_level,
+            "--timeout-graceful-shutdown",
+            str(API_GRACEFUL_SHUTDOWN),
+            "--proxy-headers",
+            "--no-server-header",
+            *extra,
+        ]
+    )
+
+
+def worker_argv(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
+    argv = [
+        "dramatiq-gevent",
+        "boards.workers.actors:broker",
+        "--processes",
+        str(settings.worker_processes),
+        "--threads",
+        str(settings.worker_threads),
+        "--worker-shutdown-timeout",
+        str(int(settings.worker_shutdown_timeout * 1000)),
+    ]
+    if settings.log_level == "debug":
+        argv.append("--verbose")
+    return [*argv, *extra]
+
+
+def run_worker(extra: Sequence[str]) -> int:
+    exec_command(worker_argv(_settings(require_redis=True), extra))
+
+
+def run_migrate(extra: Sequence[str]) -> int:
+    if extra:
+        _err(f"migrate takes no arguments (got {' '.join(extra)!r})")
+        return EXIT_USAGE
+    return _migrate(_settings())
+
+
+def run_healthcheck(extra: Sequence[str]) -> int:
+    from boards.healthcheck import main as healthcheck_main
+
+    return healthcheck_main()
+
+
+ROLES = {
+    "api": run_api,
+    "worker": run_worker,
+    "migrate": run_migrate,
+    "healthcheck": run_healthcheck,
+}
+
+
+def dispatch(argv: Sequence[str]) -> int:
+    if not argv:
+        sys.stderr.write(f"usage:{USAGE}\n")
+        return EXIT_USAGE
+    if argv[0] in ("-h", "--help", "help"):
+        sys.stdout.write(f"usage:{USAGE}\n")
+        return EXIT_OK
+    role = ROLES.get(argv[0])
+    if role is not None:
+        return role(argv[1:])
+    exec_command(argv)
+
+
+def main() -> None:
+    """Console script ``boards``."""
+    sys.exit(dispatch(sys.argv[1:]))
+
+
+def migrate() -> None:
+    """Console script ``boards-migrate`` (= ``boards migrate``)."""
+    sys.exit(dispatch(["migrate", *sys.argv[1:]]))

@@ -1,0 +1,91 @@
+"""``boards healthcheck``: the container HEALTHCHECK, for both roles. Standard library only.
+
+Exit 0 = healthy, 1 = unhealthy.
+
+* Worker mode, when any ``worker-*.heartbeat`` file exists in BOARDS_RUN_DIR (default
+  /tmp/boards): healthy iff the newest is younger than :data:`HEARTBEAT_MAX_AGE` seconds. Worker
+  processes touch their file every 5 s, and only while Redis answers.
+* API mode otherwise: ``GET http://127.0.0.1:$BOARDS_API_PORT/health`` answers 200 within 3 s.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HEARTBEAT_MAX_AGE = 20.0
+HTTP_TIMEOUT = 3.0
+DEFAULT_RUN_DIR = "/tmp/boards"  # noqa: S108 (the worker's heartbeat dir, see settings)
+DEFAULT_PORT = 8800
+_WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]", "*"}  # noqa: S104 (names, not a bind)
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def newest_heartbeat_age(run_dir: Path, now: float | None = None) -> float | None:
+    """Age in seconds of the newest heartbeat file, or None if there is none."""
+    try:
+        files = list(run_dir.glob("worker-*.heartbeat"))
+    except OSError:
+        return None
+    newest: float | None = None
+    for path in files:
+        try:
+            mtime = path.stat().st_mtime
+        except OSError:  # removed meanwhile
+            continue
+        newest = mtime if newest is None else max(newest, mtime)
+    if newest is None:
+        return None
+    return max(0.0, (time.time() if now is None else now) - newest)
+
+
+def check_worker(age: float) -> tuple[bool, str]:
+    if age <= HEARTBEAT_MAX_AGE:
+        return True, f"worker heartbeat {age:.1f}s old"
+    return False, f"worker heartbeat stale: {age:.1f}s old (max {HEARTBEAT_MAX_AGE:.0f}s)"
+
+
+def api_url() -> str:
+    port = _env("BOARDS_API_PORT", str(DEFAULT_PORT))
+    host = _env("BOARDS_API_HOST", "127.0.0.1")
+    if host in _WILDCARD_HOSTS or host == "localhost":
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}/health"
+
+
+def check_api(url: str, timeout: float = HTTP_TIMEOUT) -> tuple[bool, str]:
+    if not url.startswith("http://"):
+        return False, f"refusing to probe {url!r}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (http only)
+            status = int(response.status)
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (OSError, ValueError) as exc:
+        return False, f"GET {url} failed: {exc}"
+    if status == 200:
+        return True, f"GET {url} -> 200"
+    return False, f"GET {url} -> {status}"
+
+
+def main() -> int:
+    run_dir = Path(_env("BOARDS_RUN_DIR", DEFAULT_RUN_DIR))
+    age = newest_heartbeat_age(run_dir)
+    healthy, detail = check_worker(age) if age is not None else check_api(api_url())
+    stream = sys.stdout if healthy else sys.stderr
+    stream.write(("healthy: " if healthy else "unhealthy: ") + detail + "\n")
+    return 0 if healthy else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

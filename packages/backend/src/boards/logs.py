@@ -1,0 +1,55 @@
+"""One log format for every role: time, pid, thread, logger, level, message.
+
+It is dramatiq's own format, so the dramatiq supervisor process (which never imports boards)
+logs exactly like the API, the worker processes and the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+LOG_FORMAT = (
+    "[%(asctime)s] [PID %(process)d] [%(threadName)s] [%(name)s] [%(levelname)s] %(message)s"
+)
+
+#: Loggers that libraries give handlers of their own; they are made to use the root handler.
+_LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic", "dramatiq")
+
+
+class _QuietHealthAccess(logging.Filter):
+    """Drop uvicorn access-log lines for successful liveness probes (the HEALTHCHECK)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.name == "uvicorn.access" and isinstance(args, tuple) and len(args) >= 5:
+            path, status = args[2], args[4]
+            if path == "/health" and status == 200:
+                return False
+        return True
+
+
+def configure_logging(level: str = "info", *, stream: object | None = None) -> None:
+    """(Re)configure the root logger; safe to call more than once."""
+    handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(_QuietHealthAccess())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name in _LIBRARY_LOGGERS:
+        lib = logging.getLogger(name)
+        for old in list(lib.handlers):
+            lib.removeHandler(old)
+        lib.propagate = True
+        lib.setLevel(logging.NOTSET)
+    # alembic announces each of its plugins at INFO on every run.
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(root.level, logging.WARNING))
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line (database errors span several)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:500]

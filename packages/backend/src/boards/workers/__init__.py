@@ -1,0 +1,1 @@
+"""The background worker (dramatiq). ``boards.workers.actors:broker`` is what dramatiq runs."""

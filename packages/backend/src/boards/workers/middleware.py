@@ -1,0 +1,220 @@
+"""Dramatiq middleware for the boards worker: heartbeat file, hand-back on shutdown, outcomes."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dramatiq import Broker, Worker
+from dramatiq.broker import MessageProxy
+from dramatiq.middleware import Middleware, Shutdown
+from dramatiq.threading import is_gevent_active, raise_thread_exception
+
+from boards.logs import one_line
+
+logger = logging.getLogger("boards.worker")
+
+#: Seconds between heartbeats. The HEALTHCHECK calls a worker healthy while the newest
+#: heartbeat file is younger than ``boards.healthcheck.HEARTBEAT_MAX_AGE`` (20 s).
+HEARTBEAT_INTERVAL = 5.0
+HEARTBEAT_PREFIX = "worker-"
+HEARTBEAT_SUFFIX = ".heartbeat"
+
+
+def heartbeat_path(run_dir: Path, pid: int | None = None) -> Path:
+    return run_dir / f"{HEARTBEAT_PREFIX}{pid or os.getpid()}{HEARTBEAT_SUFFIX}"
+
+
+class Heartbeat(Middleware):
+    """Every few seconds, ping Redis; only when it answers, touch this process's heartbeat file.
+
+    The file (``<run_dir>/worker-<pid>.heartbeat``) is removed on a clean shutdown.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        ping: Callable[[], object],
+        interval: float = HEARTBEAT_INTERVAL,
+    ) -> None:
+        self.run_dir = run_dir
+        self.ping = ping
+        self.interval = interval
+        self.path: Path | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failures = 0
+
+    def beat(self) -> bool:
+        """One heartbeat: ping, then touch the file. Returns whether Redis answered."""
+        try:
+            self.ping()
+        except Exception as exc:
+            self.failures += 1
+            logger.warning(
+                "heartbeat: redis did not answer (%d in a row): %s", self.failures, one_line(exc)
+            )
+            return False
+        if self.failures:
+            logger.info("heartbeat: redis answers again after %d failures", self.failures)
+        self.failures = 0
+        path = heartbeat_path(self.run_dir)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            path.touch()
+            os.utime(path)
+        except OSError as exc:
+            logger.error("heartbeat: cannot write %s: %s", path, exc)
+            return False
+        self.path = path
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.beat()
+            self._stop.wait(self.interval)
+
+    def announce(self) -> None:
+        """Create this process's file with a timestamp far in the past.
+
+        The health check then knows it is looking at a worker (and reports it stale) until the
+        first successful ping, instead of probing for an API that does not exist.
+        """
+        path = heartbeat_path(self.run_dir)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            path.touch()
+            os.utime(path, (0, 0))
+        except OSError as exc:
+            logger.error("heartbeat: cannot write %s: %s", path, exc)
+            return
+        self.path = path
+
+    def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
+        self.announce()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="boards-heartbeat", daemon=True)
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        self._stop.set()
+
+    def after_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        self._stop.set()
+        path = self.path or heartbeat_path(self.run_dir)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            logger.debug("heartbeat file %s removed", path)
+
+
+class HandBackOnShutdown(Middleware):
+    """Give in-flight messages a grace period when the worker stops, then interrupt them.
+
+    Dramatiq's ``Worker.stop(timeout)`` waits for worker threads, then requeues only the
+    prefetched messages nobody started. A message still running when the timeout ends stays
+    in the Redis broker's per-worker ack set and is only recovered by another worker's random
+    maintenance, minutes later. So ``grace`` seconds after shutdown begins, this raises
+    :class:`dramatiq.middleware.Shutdown` in every thread (greenlet under gevent) still running a
+    message; the actor catches it, puts the job back to ``queued`` and re-enqueues the message,
+    and the original is acked normally.
+    """
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self._lock = threading.Lock()
+        self._running: dict[int, tuple[Any, MessageProxy]] = {}
+        self._timer: threading.Timer | None = None
+
+    @staticmethod
+    def _current() -> Any:
+        if is_gevent_active():  # type: ignore[no-untyped-call]
+            import gevent
+
+            return gevent.getcurrent()
+        return threading.get_ident()
+
+    def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
+        with self._lock:
+            self._running[threading.get_ident()] = (self._current(), message)
+
+    def after_process_message(
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        with self._lock:
+            self._running.pop(threading.get_ident(), None)
+
+    after_skip_message = after_process_message
+
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def interrupt_all(self) -> int:
+        """Raise Shutdown in every thread still running a message; returns how many."""
+        with self._lock:
+            targets = list(self._running.values())
+        for target, message in targets:
+            logger.warning(
+                "worker stopping: interrupting message %s to hand it back to the queue",
+                message.message_id,
+            )
+            if is_gevent_active():  # type: ignore[no-untyped-call]
+                target.kill(Shutdown, block=False)
+            else:
+                raise_thread_exception(target, Shutdown)  # type: ignore[no-untyped-call]
+        return len(targets)
+
+    def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        count = self.in_flight()
+        if count:
+            logger.info(
+                "worker stopping: %d message(s) in flight get %.1f s to finish", count, self.grace
+            )
+        self._timer = threading.Timer(self.grace, self.interrupt_all)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def after_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+class RecordGiveUp(Middleware):
+    """When dramatiq gives up on a job message (retries exhausted), mark the job failed.
+
+    Must be listed *before* ``Retries`` so its ``after_process_message`` runs after it.
+    """
+
+    def __init__(self, actor_name: str, on_give_up: Callable[[str, str], object]) -> None:
+        self.actor_name = actor_name
+        self.on_give_up = on_give_up
+
+    def after_process_message(
+        self,
+        broker: Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        if exception is None or not message.failed or message.actor_name != self.actor_name:
+            return
+        if not message.args:
+            return
+        job_id = str(message.args[0])
+        retries = message.options.get("retries", 0)
+        error = f"gave up after {retries} attempt(s): {one_line(exception)}"
+        try:
+            self.on_give_up(job_id, error)
+        except Exception as exc:
+            logger.error("could not record the failure of job %s: %s", job_id, one_line(exc))

@@ -1,0 +1,421 @@
+"""Static checks of .github/workflows: the policy in docs/ci.md, enforced offline.
+
+The checker functions take a workflow's text (or parsed form) and return a list of
+violations, so every rule is tested twice: the real workflows pass, and a bad sample fails.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS_DIR = ROOT / ".github" / "workflows"
+ZIZMOR_CONFIG = ROOT / ".github" / "zizmor.yml"
+DOCS = ROOT / "docs" / "ci.md"
+WORKFLOWS = sorted(WORKFLOWS_DIR.glob("*.yml"))
+
+# What a `run:` step may do (docs/ci.md, "What a run step may call"). One command per line;
+# no shell operators, no `${{ }}` (inputs come through `env:`).
+RUN_ALLOWED = (
+    # a justfile recipe, through the locked dev environment (the recipe name is checked too)
+    re.compile(r"^uv run --locked just (?P<recipe>[a-z][a-z0-9-]*)(?: [^;&|`<>]*)?$"),
+    # install exactly what uv.lock says
+    re.compile(r"^uv sync --locked(?: [^;&|`<>]*)?$"),
+    # a checked-in CI helper: stdlib Python, inputs through the environment
+    re.compile(r"^python3 (?P<script>\.github/scripts/[a-z_]+\.py)$"),
+)
+RUN_ALLOWED_DOC = ("uv run --locked just", "uv sync --locked", "python3 .github/scripts/")
+SHELL_OPERATORS = re.compile(r"[;&|`<>]|\$\(")
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
+PINNED = re.compile(r"^[\w.-]+/[\w.-]+(?:/[\w./-]+)?@[0-9a-f]{40}$")
+VERSION_COMMENT = re.compile(r"^\s+#\s+v\d+\.\d+\.\d+\s*$")
+
+
+# ------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------
+def tool(name: str) -> str:
+    """A tool from this environment (the venv next to the interpreter) or PATH."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: run `uv sync` (it is in the dev group)")
+    return found
+
+
+def load(text: str) -> dict[Any, Any]:
+    data = yaml.safe_load(text)
+    assert isinstance(data, dict), "a workflow is a mapping"
+    # YAML 1.1 reads the key `on` as True.
+    if True in data:
+        data["on"] = data.pop(True)
+    return data
+
+
+def jobs(wf: dict[Any, Any]) -> dict[str, dict[str, Any]]:
+    return wf.get("jobs") or {}
+
+
+def steps(wf: dict[Any, Any]) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    for job_id, job in jobs(wf).items():
+        for index, step in enumerate(job.get("steps") or []):
+            yield job_id, index, step
+
+
+@cache
+def just_recipes() -> frozenset[str]:
+    dump = subprocess.run(
+        [tool("just"), "--justfile", str(ROOT / "justfile"), "--dump", "--dump-format", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return frozenset(json.loads(dump)["recipes"])
+
+
+# ------------------------------------------------------------------------------------------
+# checkers: each returns a list of human-readable violations
+# ------------------------------------------------------------------------------------------
+def run_step_violations(wf: dict[Any, Any], recipes: frozenset[str]) -> list[str]:
+    bad = []
+    for job_id, index, step in steps(wf):
+        script = step.get("run")
+        if script is None:
+            continue
+        where = f"{job_id}.steps[{index}]"
+        if "${{" in script:
+            bad.append(f"{where}: `${{{{ }}}}` in run: (pass values through env:)")
+        if step.get("shell") not in (None, "bash"):
+            bad.append(f"{where}: shell {step.get('shell')!r}")
+        lines = [ln.strip() for ln in script.splitlines() if ln.strip()]
+        if not lines:
+            bad.append(f"{where}: empty run:")
+        for line in lines:
+            if line.startswith("#"):
+                continue
+            if SHELL_OPERATORS.search(line):
+                bad.append(f"{where}: shell operator in {line!r}")
+                continue
+            match = next((m for p in RUN_ALLOWED if (m := p.match(line))), None)
+            if match is None:
+                bad.append(f"{where}: {line!r} is not a just recipe or an allowed tool")
+                continue
+            groups = match.groupdict()
+            if groups.get("recipe") and groups["recipe"] not in recipes:
+                bad.append(f"{where}: no recipe {groups['recipe']!r} in the justfile")
+            if groups.get("script") and not (ROOT / groups["script"]).is_file():
+                bad.append(f"{where}: {groups['script']} does not exist")
+    return bad
+
+
+def uses_violations(text: str) -> list[str]:
+    bad = []
+    for number, line in enumerate(text.splitlines(), 1):
+        match = USES_LINE.match(line)
+        if not match:
+            continue
+        ref, rest = match["ref"].strip("'\""), match["rest"]
+        if ref.startswith("./"):
+            continue  # an action in this repository
+        if not PINNED.match(ref):
+            bad.append(f"line {number}: {ref} is not pinned to a full commit SHA")
+        elif not VERSION_COMMENT.match(rest):
+            bad.append(f"line {number}: {ref} has no `# vX.Y.Z` comment")
+    return bad
+
+
+def structure_violations(wf: dict[Any, Any]) -> list[str]:
+    bad = []
+    if wf.get("permissions") != {}:
+        bad.append(f"top-level permissions must be {{}}, got {wf.get('permissions')!r}")
+    if "concurrency" not in wf:
+        bad.append("no top-level concurrency group")
+    if not jobs(wf):
+        bad.append("no jobs")
+    for job_id, job in jobs(wf).items():
+        if "permissions" not in job:
+            bad.append(f"{job_id}: no job-level permissions")
+        elif job["permissions"] == "write-all" or (
+            isinstance(job["permissions"], dict)
+            and any(v == "write" for k, v in job["permissions"].items() if k != "packages")
+        ):
+            bad.append(f"{job_id}: write permissions beyond packages: {job['permissions']!r}")
+        if "uses" not in job and not isinstance(job.get("timeout-minutes"), int):
+            bad.append(f"{job_id}: no timeout-minutes")
+        if job.get("secrets") == "inherit":
+            bad.append(f"{job_id}: secrets: inherit")
+    for job_id, index, step in steps(wf):
+        checkout = str(step.get("uses", "")).startswith("actions/checkout@")
+        if checkout and (step.get("with") or {}).get("persist-credentials") is not False:
+            bad.append(f"{job_id}.steps[{index}]: checkout without persist-credentials: false")
+    return bad
+
+
+def zizmor_findings(path: Path, persona: str) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [
+            tool("zizmor"),
+            "--offline",
+            "--no-progress",
+            f"--persona={persona}",
+            "--config",
+            str(ZIZMOR_CONFIG),
+            "--format=json",
+            str(path),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.strip(), f"zizmor printed nothing: {result.stderr}"
+    findings: list[dict[str, Any]] = json.loads(result.stdout)
+    return findings
+
+
+def schema_errors(path: Path) -> str | None:
+    result = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    return None if result.returncode == 0 else result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------------------------------
+# a bad sample: every rule above must reject it
+# ------------------------------------------------------------------------------------------
+BAD_WORKFLOW = """\
+name: bad
+on:
+  pull_request_target:
+permissions: write-all
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+        with:
+          ref: ${{ github.event.pull_request.head.sha }}
+      - uses: docker/login-action@74a5d142397b4f367a81961eba4e8cd7edddf772
+      - run: echo "${{ github.event.pull_request.title }}"
+      - run: curl -fsSL https://example.invalid/install.sh | sh
+      - run: uv run --locked just no-such-recipe
+      - run: pip install boards
+"""
+
+
+@pytest.fixture(scope="module")
+def bad_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("wf") / "bad.yml"
+    path.write_text(BAD_WORKFLOW)
+    return path
+
+
+# ------------------------------------------------------------------------------------------
+# the real workflows
+# ------------------------------------------------------------------------------------------
+def test_there_are_workflows() -> None:
+    names = {p.name for p in WORKFLOWS}
+    assert {"packages.yml", "backend-image.yml"} <= names
+    assert not list(WORKFLOWS_DIR.glob("*.yaml")), "use .yml (ci-lint globs *.yml)"
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_run_steps_call_just_or_allowed_tools(path: Path) -> None:
+    assert run_step_violations(load(path.read_text()), just_recipes()) == []
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_uses_are_pinned_with_version_comment(path: Path) -> None:
+    assert uses_violations(path.read_text()) == []
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_structure_least_privilege(path: Path) -> None:
+    assert structure_violations(load(path.read_text())) == []
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_validates_against_workflow_schema(path: Path) -> None:
+    assert schema_errors(path) is None
+
+
+@pytest.mark.parametrize("persona", ["regular", "auditor"])
+def test_zizmor_reports_nothing(persona: str) -> None:
+    findings = zizmor_findings(WORKFLOWS_DIR, persona)
+    assert findings == [], [f["ident"] for f in findings]
+
+
+def test_same_pin_for_the_same_action_everywhere() -> None:
+    pins: dict[str, set[str]] = {}
+    for path in WORKFLOWS:
+        for line in path.read_text().splitlines():
+            match = USES_LINE.match(line)
+            if match and "@" in match["ref"]:
+                action, sha = match["ref"].split("@", 1)
+                pins.setdefault(action, set()).add(sha + match["rest"].strip())
+    assert {a: p for a, p in pins.items() if len(p) > 1} == {}
+
+
+# ------------------------------------------------------------------------------------------
+# the checkers reject a bad workflow
+# ------------------------------------------------------------------------------------------
+def test_run_step_checker_rejects_bad_sample() -> None:
+    bad = run_step_violations(load(BAD_WORKFLOW), just_recipes())
+    text = "\n".join(bad)
+    assert "`${{ }}` in run:" in text
+    assert "shell operator" in text  # curl | sh
+    assert "no recipe 'no-such-recipe'" in text
+    assert "'pip install boards' is not a just recipe or an allowed tool" in text
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "uv run --locked just lint-package client && rm -rf /",
+        "uv run just test",  # unlocked
+        "uv sync",  # unlocked
+        "python3 -c 'print(1)'",
+        "python3 .github/scripts/missing.py",
+        "bash -c 'just test'",
+        "echo $(id)",
+    ],
+)
+def test_run_step_checker_rejects_line(line: str) -> None:
+    wf = {"jobs": {"j": {"steps": [{"run": line}]}}}
+    assert run_step_violations(wf, just_recipes()) != []
+
+
+def test_uses_checker_rejects_bad_sample() -> None:
+    bad = uses_violations(BAD_WORKFLOW)
+    assert any("actions/checkout@v4 is not pinned" in b for b in bad)
+    assert any("has no `# vX.Y.Z` comment" in b for b in bad)
+
+
+def test_structure_checker_rejects_bad_sample() -> None:
+    text = "\n".join(structure_violations(load(BAD_WORKFLOW)))
+    assert "top-level permissions must be {}" in text
+    assert "no top-level concurrency" in text
+    assert "build: no job-level permissions" in text
+    assert "build: no timeout-minutes" in text
+    assert "checkout without persist-credentials: false" in text
+
+
+def test_schema_check_rejects_invalid_workflow(tmp_path: Path) -> None:
+    path = tmp_path / "invalid.yml"
+    path.write_text("on: push\njobs:\n  j:\n    runs-on: ubuntu-24.04\n    stepz: []\n")
+    assert schema_errors(path) is not None
+
+
+def test_zizmor_flags_bad_sample(bad_sample: Path) -> None:
+    idents = {f["ident"] for f in zizmor_findings(bad_sample, "regular")}
+    assert {"template-injection", "unpinned-uses", "dangerous-triggers"} <= idents
+
+
+# ------------------------------------------------------------------------------------------
+# contracts the docs and the issue promise
+# ------------------------------------------------------------------------------------------
+def test_package_workflow_triggers_and_paths() -> None:
+    wf = load((WORKFLOWS_DIR / "packages.yml").read_text())
+    on = wf["on"]
+    assert set(on) == {"pull_request", "push", "workflow_dispatch"}
+    assert on["push"]["branches"] == ["main"]
+    paths = set(on["pull_request"]["paths"])
+    assert {"packages/**", "uv.lock", "pyproject.toml", ".github/workflows/packages.yml"} <= paths
+    matrix = jobs(wf)["package"]["strategy"]["matrix"]["package"]
+    assert "fromJSON(needs.discover.outputs.packages)" in matrix
+    runs = [s["run"] for _, _, s in steps(wf) if "run" in s]
+    assert 'uv run --locked just lint-package "$PACKAGE_DIR"' in runs
+    assert 'uv run --locked just test-package "$PACKAGE_DIR"' in runs
+    setup = next(s for _, _, s in steps(wf) if str(s.get("uses", "")).startswith("astral-sh/"))
+    assert setup["with"] == {"enable-cache": True, "cache-dependency-glob": "uv.lock"}
+
+
+def _publish_steps() -> list[dict[str, Any]]:
+    wf = load((WORKFLOWS_DIR / "backend-image.yml").read_text())
+    return list(jobs(wf)["publish"]["steps"])
+
+
+def _index(steps_: list[dict[str, Any]], predicate: Any) -> int:
+    return next(i for i, s in enumerate(steps_) if predicate(s))
+
+
+def test_image_workflow_tests_before_it_pushes() -> None:
+    publish = _publish_steps()
+    test = _index(publish, lambda s: "just image-test" in str(s.get("run", "")))
+    push = _index(publish, lambda s: (s.get("with") or {}).get("push") is True)
+    logins = [i for i, s in enumerate(publish) if "docker/login-action" in str(s.get("uses"))]
+    load_build = _index(publish, lambda s: (s.get("with") or {}).get("load") is True)
+    assert load_build < test < min(logins) <= max(logins) < push
+
+
+def test_image_workflow_push_settings() -> None:
+    publish = _publish_steps()
+    push = publish[_index(publish, lambda s: (s.get("with") or {}).get("push") is True)]["with"]
+    assert push["platforms"] == "linux/amd64,linux/arm64"
+    assert push["file"] == "packages/backend/Dockerfile" and push["context"] == "."
+    assert push["provenance"] == "mode=max" and push["sbom"] is True
+    assert push["cache-from"] == "type=gha,scope=boards-backend"
+    assert push["cache-to"] == "type=gha,scope=boards-backend,mode=max"
+    assert push["tags"] == "${{ steps.meta.outputs.tags }}"
+    assert push["labels"] == "${{ steps.meta.outputs.labels }}"
+    meta = publish[_index(publish, lambda s: s.get("id") == "meta")]["with"]
+    for rule in ("type=semver,pattern={{version}}", "type=edge,branch=main", "type=sha"):
+        assert rule in meta["tags"]
+    hub_login = publish[_index(publish, lambda s: "docker.io" in str(s.get("with")))]
+    assert hub_login["if"] == "steps.registries.outputs.dockerhub == 'true'"
+
+
+def test_docs_name_every_workflow_secret_variable_and_allowed_tool() -> None:
+    docs = DOCS.read_text()
+    text = "\n".join(p.read_text() for p in WORKFLOWS)
+    for name in set(re.findall(r"\b(?:secrets|vars)\.([A-Z][A-Z0-9_]*)", text)):
+        if name != "GITHUB_TOKEN":
+            assert f"`{name}`" in docs, f"docs/ci.md does not document {name}"
+    for path in WORKFLOWS:
+        assert f"`{path.name}`" in docs, f"docs/ci.md does not describe {path.name}"
+    for allowed in RUN_ALLOWED_DOC:
+        assert f"`{allowed}" in docs, f"docs/ci.md does not list {allowed!r} as allowed"
+
+
+def test_docs_compose_snippet_runs_the_published_image() -> None:
+    blocks = re.findall(r"```yaml\n(.*?)```", DOCS.read_text(), re.S)
+    compose = yaml.safe_load(blocks[0])
+    services = compose["services"]
+    assert set(services) == {"api", "worker", "postgres", "redis"}
+    for role in ("api", "worker"):
+        assert services[role]["image"].startswith("ghcr.io/")
+        assert services[role]["image"].endswith("/boards-backend:1.4.2")
+        assert "build" not in services[role]
+    assert "command" not in services["api"]  # the image's default CMD: api
+    assert services["worker"]["command"] == "worker"
+    for dep in ("postgres", "redis"):
+        assert "healthcheck" in services[dep]
+    for role in ("api", "worker"):
+        conditions = {d["condition"] for d in services[role]["depends_on"].values()}
+        assert conditions == {"service_healthy"}
+    env = services["api"]["environment"] | services["worker"]["environment"]
+    for name in (
+        "BOARDS_DATABASE_URL",
+        "BOARDS_REDIS_URL",
+        "BOARDS_API_PORT",
+        "BOARDS_LOG_LEVEL",
+        "BOARDS_MIGRATE_ON_START",
+        "BOARDS_WORKER_PROCESSES",
+        "BOARDS_WORKER_THREADS",
+    ):
+        assert name in env

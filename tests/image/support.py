@@ -1,0 +1,109 @@
+"""Helpers for the image tests: build with the `just image` script, run the backend image with
+testcontainers (ports published on 127.0.0.1 only), and read its state."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.network import Network
+from testcontainers.core.wait_strategies import HealthcheckWaitStrategy
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / "tools" / "image" / "build.sh"
+API_PORT = 8800
+# How containers on a test network reach the database and the broker (see conftest fixtures).
+NETWORK_DB_URL = "postgresql://boards:boards@db:5432/boards"
+NETWORK_REDIS_URL = "redis://redis:6379/0"
+
+
+def build_image(tag: str, *extra: str, context: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """Build with tools/image/build.sh (the `just image` script), plain progress, output kept."""
+    return subprocess.run(
+        [str(BUILD), "--tag", tag, "--context", str(context), "--progress=plain", *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def workspace_copy(dest: Path) -> Path:
+    """A copy of the workspace's tracked and new files, for builds that change files."""
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for name in filter(None, files):
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def backend(
+    image: str,
+    *command: str,
+    env: dict[str, str] | None = None,
+    network: Network | None = None,
+    alias: str | None = None,
+    port: int | None = API_PORT,
+    **docker_kwargs: Any,
+) -> DockerContainer:
+    """A container of the backend image; `port` is published on 127.0.0.1 only."""
+    container = DockerContainer(image, **docker_kwargs)
+    if command:
+        container.with_command(list(command))
+    for key, value in (env or {}).items():
+        container.with_env(key, value)
+    if port is not None:
+        # testcontainers binds 0.0.0.0 by default; tests may only reach containers on loopback.
+        container.ports[f"{port}/tcp"] = ("127.0.0.1", None)
+    if network is not None:
+        container.with_network(network)
+        if alias:
+            container.with_network_aliases(alias)
+    return container
+
+
+def base_url(container: DockerContainer, port: int = API_PORT) -> str:
+    return f"http://127.0.0.1:{container.get_exposed_port(port)}"
+
+
+def wait_healthy(container: DockerContainer, timeout: float = 90) -> None:
+    """Wait for Docker's own health status (the image's HEALTHCHECK) to say healthy."""
+    HealthcheckWaitStrategy().with_startup_timeout(int(timeout)).wait_until_ready(container)
+
+
+def wait_exit(container: DockerContainer, timeout: float = 60) -> int:
+    result = container.get_wrapped_container().wait(timeout=timeout)
+    return int(result["StatusCode"])
+
+
+def logs(container: DockerContainer) -> str:
+    out, err = container.get_logs()
+    return (out + err).decode(errors="replace")
+
+
+def state(container: DockerContainer) -> dict[str, Any]:
+    wrapped = container.get_wrapped_container()
+    wrapped.reload()
+    return dict(wrapped.attrs["State"])
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> None:
+    """Poll a condition that has no event to wait on (a job's status), with a deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        time.sleep(interval)

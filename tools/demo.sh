@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The main job, end to end: build the image, start API + worker + PostgreSQL + Redis
+# (compose.yaml), wait until every service is healthy, push one job through the HTTP API with
+# the typed client, and print it. The stack keeps running; `just down` stops it.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+tools/image/build.sh --tag boards-backend:local
+export BOARDS_IMAGE=boards-backend:local
+BOARDS_POSTGRES_IMAGE=$(uv run --frozen boards-images resolve postgres)
+BOARDS_REDIS_IMAGE=$(uv run --frozen boards-images resolve redis)
+export BOARDS_POSTGRES_IMAGE BOARDS_REDIS_IMAGE
+
+docker compose up --detach --no-build --wait --wait-timeout 120
+port=${BOARDS_API_PORT:-8800}
+echo "demo: API at http://127.0.0.1:$port  (docs: http://127.0.0.1:$port/docs)" >&2
+uv run --frozen boards-client submit "hello from the boards demo" --url "http://127.0.0.1:$port" --wait
+echo "demo: the stack is still running; stop it with: just down" >&2
