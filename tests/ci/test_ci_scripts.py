@@ -59,6 +59,7 @@ def workspace(tmp_path: Path) -> Path:
     git(repo, "init", "-q", "-b", "main")
     git(repo, "config", "user.email", "ci@example.invalid")
     git(repo, "config", "user.name", "ci")
+    git(repo, "config", "commit.gpgsign", "false")
     (repo / "pyproject.toml").write_text('[project]\nname = "root"\n')
     (repo / "uv.lock").write_text("version = 1\n")
     (repo / "README.md").write_text("readme\n")

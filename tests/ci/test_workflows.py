@@ -256,7 +256,8 @@ def test_validates_against_workflow_schema(path: Path) -> None:
 
 @pytest.mark.parametrize("persona", ["regular", "auditor"])
 def test_zizmor_reports_nothing(persona: str) -> None:
-    findings = zizmor_findings(WORKFLOWS_DIR, persona)
+    """The workflows and .github/dependabot.yml, at every severity and confidence."""
+    findings = zizmor_findings(ROOT / ".github", persona)
     assert findings == [], [f["ident"] for f in findings]
 
 
@@ -419,3 +420,18 @@ def test_docs_compose_snippet_runs_the_published_image() -> None:
         "BOARDS_WORKER_THREADS",
     ):
         assert name in env
+
+
+def test_dependabot_config_validates() -> None:
+    result = subprocess.run(
+        [
+            tool("check-jsonschema"),
+            "--builtin-schema",
+            "vendor.dependabot",
+            str(ROOT / ".github" / "dependabot.yml"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -68,7 +68,14 @@ case "$KIND" in
     ;;
   *) usage ;;
 esac
-STANDIN=boards-standin/$(short_name "$OFFICIAL")
+# What the recipe builds. postgres, redis and python build one exact major/minor version, so
+# their stand-in names are fixed; uv's follows the official tag (the recipe takes any version).
+case "$KIND" in
+  python) STANDIN=boards-standin/python:3.12-slim-bookworm ;;
+  uv) STANDIN=boards-standin/$(short_name "$OFFICIAL") ;;
+  postgres) STANDIN=boards-standin/postgres:15 ;;
+  redis) STANDIN=boards-standin/redis:7 ;;
+esac
 RECIPE_DIR=$HERE/$RECIPE
 
 if [ "$mode" = names ]; then
@@ -83,7 +90,7 @@ source "$RECIPE_DIR/recipe.sh"
 
 recipe_hash() {
   {
-    printf 'kind=%s official=%s standin=%s\n' "$KIND" "$OFFICIAL" "$STANDIN"
+    printf 'kind=%s standin=%s\n' "$KIND" "$STANDIN"
     recipe_params
     (cd "$HERE" && find build.sh lib "$RECIPE" -type f -print0 | sort -z | xargs -0 sha256sum)
   } | sha256sum | cut -c1-16
@@ -94,7 +101,6 @@ if [ "$mode" = hash ]; then
   exit 0
 fi
 
-[ "$(id -u)" = 0 ] || die "building stand-ins needs root (mmdebstrap --mode=root)"
 "$REPO_ROOT/tools/engine/ensure-docker.sh"
 
 current_hash() {
@@ -115,6 +121,7 @@ if [ "$mode" != force ] && [ "$(current_hash)" = "$HASH" ]; then
   exit 0
 fi
 
+[ "$(id -u)" = 0 ] || die "building the $KIND stand-in needs root (mmdebstrap --mode=root)"
 banner "BUILDING A STAND-IN: $STANDIN" \
   "IN PLACE OF THE OFFICIAL IMAGE $OFFICIAL," \
   "WHICH IS NOT PRESENT LOCALLY AND CANNOT BE PULLED." \

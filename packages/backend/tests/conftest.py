@@ -1,0 +1,170 @@
+"""Shared fixtures for the backend tests.
+
+Real PostgreSQL and Redis come from the ``boards_testing`` pytest plugin (packages/testing):
+``postgres_url``, ``redis_url`` (session containers on 127.0.0.1) and ``redis_image``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import make_url
+
+from boards.migrations import upgrade_to_head
+from boards.settings import Settings, default_alembic_ini, load_settings
+
+BIN = Path(sys.executable).parent
+BOARDS = str(BIN / "boards")
+ALEMBIC_INI = default_alembic_ini()
+
+@pytest.fixture(autouse=True)
+def _clean_boards_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No BOARDS_* variable of the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.upper().startswith("BOARDS_"):
+            monkeypatch.delenv(name)
+
+
+def wait_for(
+    predicate: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.2, what: str = ""
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what or predicate!r} (last: {last!r})")
+
+
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def base_env(**values: str) -> dict[str, str]:
+    """The current environment without BOARDS_* plus ``values`` (for subprocesses)."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("BOARDS_")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(values)
+    return env
+
+
+def run_boards(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [BOARDS, *args],
+        env=dict(env) if env is not None else base_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 15) -> int:
+    """SIGTERM, wait; SIGKILL if it does not stop. Returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    return proc.returncode
+
+
+@pytest.fixture
+def h() -> SimpleNamespace:
+    """Helpers for test modules (they cannot import conftest under --import-mode=importlib)."""
+    return SimpleNamespace(
+        wait_for=wait_for,
+        free_port=free_port,
+        base_env=base_env,
+        run_boards=run_boards,
+        stop_process=stop_process,
+        BOARDS=BOARDS,
+        BIN=BIN,
+        ALEMBIC_INI=ALEMBIC_INI,
+    )
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'data' / 'boards.db'}"
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        overrides.setdefault("data_dir", tmp_path / "data")
+        overrides.setdefault("run_dir", tmp_path / "run")
+        return load_settings(**overrides)
+
+    return make
+
+
+@pytest.fixture
+def migrated_sqlite_url(sqlite_url: str) -> str:
+    upgrade_to_head(sqlite_url, ALEMBIC_INI)
+    return sqlite_url
+
+
+# -- PostgreSQL: one fresh database per test on the plugin's session container -------------------
+
+
+def _admin_conninfo(url: str) -> str:
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False
+    )
+
+
+@pytest.fixture
+def fresh_pg_url(postgres_url: str) -> Iterator[str]:
+    """A new, empty database on the session PostgreSQL server; dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = _admin_conninfo(postgres_url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def migrated_pg_url(fresh_pg_url: str) -> str:
+    upgrade_to_head(fresh_pg_url, ALEMBIC_INI)
+    return fresh_pg_url
+
+
+@pytest.fixture
+def clean_redis_url(redis_url: str) -> str:
+    """The session Redis, emptied for this test (tests share one server)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return redis_url
