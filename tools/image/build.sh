@@ -29,9 +29,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-images=$(uv run --frozen boards-images resolve python uv)
-python_image=$(sed -n 1p <<<"$images")
-uv_image=$(sed -n 2p <<<"$images")
+python_image=$(uv run --frozen boards-images resolve python)
+uv_image=$(uv run --frozen boards-images resolve uv)
 version=$(uv version --frozen --package boards-backend --short)
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 

@@ -27,7 +27,7 @@ mode=ensure
 case "${1:-}" in
   --force) mode=force; shift ;;
   --names) mode=names; shift ;;
-  --hash) mode=hash; shift ;;
+  --hash) mode='hash'; shift ;;
   -h | --help) usage ;;
 esac
 [ $# -eq 1 ] || usage
@@ -127,6 +127,8 @@ banner "BUILDING A STAND-IN: $STANDIN" \
   "WHICH IS NOT PRESENT LOCALLY AND CANNOT BE PULLED." \
   "Built from Debian's archive by tools/standins/$RECIPE (takes minutes)."
 
+STANDIN_LOG=/var/tmp/boards-standin-$KIND.log
+export STANDIN_LOG
 WORK=$(mktemp -d /var/tmp/boards-standin-build.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 CTX=$WORK/context
@@ -145,6 +147,7 @@ while IFS= read -r kv; do
   [ -n "$kv" ] && build_args+=(--build-arg "$kv")
 done <"$CTX/build-args"
 
+previous=$(docker image inspect -f '{{.Id}}' "$STANDIN" 2>/dev/null || true)
 log "docker build $STANDIN"
 DOCKER_BUILDKIT=1 docker build --progress=plain \
   "${build_args[@]}" \
@@ -155,6 +158,10 @@ DOCKER_BUILDKIT=1 docker build --progress=plain \
   --label "org.boards.standin.built=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   -t "$STANDIN" "$CTX" >&2
 
+# The replaced stand-in goes, unless something still uses or tags it.
+if [ -n "$previous" ] && [ "$previous" != "$(docker image inspect -f '{{.Id}}' "$STANDIN")" ]; then
+  docker image rm "$previous" >/dev/null 2>&1 || true
+fi
 size=$(docker image inspect -f '{{.Size}}' "$STANDIN")
 log "built $STANDIN in $(($(date +%s) - started)) s; size $size bytes ($((size / 1000000)) MB)"
 printf '%s\n' "$STANDIN"

@@ -20,14 +20,14 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import make_url
-
 from boards.migrations import upgrade_to_head
 from boards.settings import Settings, default_alembic_ini, load_settings
+from sqlalchemy import make_url
 
 BIN = Path(sys.executable).parent
 BOARDS = str(BIN / "boards")
 ALEMBIC_INI = default_alembic_ini()
+
 
 @pytest.fixture(autouse=True)
 def _clean_boards_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,9 +48,9 @@ def wait_for(
         if last:
             return last
         time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what or predicate!r} (last: {last!r})")
-
-
+    pytest.fail(
+        f"timed out after {timeout:.0f}s waiting for {what or predicate!r} (last: {last!r})"
+    )
 
 
 def free_port() -> int:

@@ -57,10 +57,12 @@ SLIM_DPKG_OPTS=(
 # package and its perl), apt configured like Debian's container images, no apt lists, caches
 # or logs, written as a tar (numeric owners, empty /dev, /proc, /sys) for `ADD rootfs.tar /`.
 slim_rootfs() {
-  local dir=$1/rootfs out=$2
+  local dir=$1/rootfs out=$2 mmlog=${STANDIN_LOG:-$1/mmdebstrap.log} status
   shift 2
   need_host_tool mmdebstrap mmdebstrap
-  log "mmdebstrap $DEBIAN_SUITE (minbase, slim) from $DEBIAN_MIRROR"
+  log "mmdebstrap $DEBIAN_SUITE (minbase, slim) from $DEBIAN_MIRROR; full log: $mmlog"
+  # Progress on stderr: mmdebstrap's own I:/W:/E: lines and our hooks' lines.
+  set +e
   mmdebstrap \
     --mode=root --variant=minbase --format=directory \
     --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
@@ -71,7 +73,15 @@ slim_rootfs() {
     "$DEBIAN_SUITE" "$dir" \
     "deb $DEBIAN_MIRROR $DEBIAN_SUITE main" \
     "deb $DEBIAN_MIRROR $DEBIAN_SUITE-updates main" \
-    "deb $DEBIAN_SECURITY_MIRROR $DEBIAN_SUITE-security main" >&2
+    "deb $DEBIAN_SECURITY_MIRROR $DEBIAN_SUITE-security main" 2>&1 |
+    tee "$mmlog" | grep --line-buffered -E '^(I|W|E): |^(install-python|customize|add-system-user): ' >&2
+  status=${PIPESTATUS[0]}
+  set -e
+  if [ "$status" != 0 ]; then
+    log "mmdebstrap failed (exit $status); the end of its log:"
+    tail -n 40 "$mmlog" >&2
+    exit 1
+  fi
   "$STANDINS_LIB/slim-cleanup.sh" "$dir"
   log "root file system: $(du -sh --apparent-size "$dir" | cut -f1)"
   tar --numeric-owner --sort=name --xattrs -C "$dir" -cf "$out" \

@@ -25,5 +25,6 @@ in_root chmod 3777 /var/run/postgresql
 in_root chmod 1777 /var/lib/postgresql/data
 in_root usermod -p '!' postgres
 
+# shellcheck disable=SC2016 # ${Version} is dpkg-query's, not the shell's
 version=$(in_root dpkg-query -W -f '${Version}' "postgresql-$PG_MAJOR")
 echo "PG_VERSION=$version" >>"$STANDIN_CTX/build-args"

@@ -144,11 +144,14 @@ docker_process_sql() {
 
 docker_setup_db() {
 	local exists
+	# POSTGRES_DB='' is for docker_process_sql; "$POSTGRES_DB" in the arguments is the real name.
+	# shellcheck disable=SC2097,SC2098
 	exists=$(POSTGRES_DB='' docker_process_sql --dbname postgres --set db="$POSTGRES_DB" --tuples-only <<-'EOSQL'
 		SELECT 1 FROM pg_database WHERE datname = :'db' ;
 	EOSQL
 	)
 	if [ -z "$exists" ]; then
+		# shellcheck disable=SC2097,SC2098
 		POSTGRES_DB='' docker_process_sql --dbname postgres --set db="$POSTGRES_DB" <<-'EOSQL'
 			CREATE DATABASE :"db" ;
 		EOSQL

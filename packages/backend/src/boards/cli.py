@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,6 +109,11 @@ def run_api(extra: Sequence[str]) -> int:
         code = _migrate(settings)
         if code != EXIT_OK:
             return code
+    # uvicorn restores the SIGTERM disposition it found and re-raises the signal after its
+    # graceful shutdown. Inherited as "ignore" (exec keeps it; uvicorn installs its own handler
+    # on start), that re-raise is a no-op and uvicorn exits 0, also when it is not PID 1
+    # (docker run --init, tests). As PID 1 the kernel ignores a default SIGTERM anyway.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     exec_command(
         [
             "uvicorn",

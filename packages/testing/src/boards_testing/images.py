@@ -24,6 +24,7 @@ import os
 import shlex
 import subprocess
 import sys
+import textwrap
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -102,10 +103,20 @@ def names(kind: str) -> tuple[str, str]:
 
 
 def _docker() -> Any:
+    """A docker SDK client; starts the engine with tools/engine/ensure-docker.sh if need be."""
     import docker
 
     try:
-        return docker.from_env(timeout=int(PULL_TIMEOUT_SECONDS))
+        client = docker.from_env(timeout=int(PULL_TIMEOUT_SECONDS))
+        client.ping()
+        return client
+    except docker.errors.DockerException:
+        ensure = repo_root() / "tools" / "engine" / "ensure-docker.sh"
+        subprocess.run([str(ensure)], check=False)  # noqa: S603 - our own script
+    try:
+        client = docker.from_env(timeout=int(PULL_TIMEOUT_SECONDS))
+        client.ping()
+        return client
     except docker.errors.DockerException as exc:
         raise ImageError(f"no Docker engine answers: {exc}") from exc
 
@@ -127,6 +138,7 @@ def image_labels(name: str) -> dict[str, str] | None:
 
 def try_pull(name: str) -> str | None:
     """Pull an image once. None on success, else a one-line reason."""
+    from docker.errors import APIError
     from docker.utils import parse_repository_tag
 
     if os.environ.get("BOARDS_IMAGES_PULL", "1").lower() in ("0", "false", "no"):
@@ -135,15 +147,18 @@ def try_pull(name: str) -> str | None:
     repository, tag = parse_repository_tag(name)
     try:
         client.images.pull(repository, tag=tag or "latest")
-    except Exception as exc:  # any failure (DNS, timeout, auth, not found) means "cannot pull"
-        return " ".join(str(exc).split())[:200] or type(exc).__name__
+    except APIError as exc:  # the engine's own words, e.g. "... lookup ghcr.io ...: no such host"
+        return " ".join(str(exc.explanation or exc).split()) or type(exc).__name__
+    except Exception as exc:  # any other failure (timeout, connection) also means "cannot pull"
+        return " ".join(str(exc).split()) or type(exc).__name__
     finally:
         client.close()
     return None
 
 
 def warn(*lines: str) -> None:
-    """A boxed, upper-case notice on stderr that nobody can miss."""
+    """A boxed notice on stderr that nobody can miss; long lines are wrapped."""
+    lines = tuple(part for line in lines for part in textwrap.wrap(line, 86) or [""])
     width = max(len(line) for line in lines) + 4
     bar = "!" * (width + 4)
     body = "\n".join(f"!! {line.ljust(width - 2)} !!" for line in lines)
@@ -184,7 +199,7 @@ def resolve_uncached(kind: str) -> Resolution:
         f"USING STAND-IN IMAGE {standin}",
         f"IN PLACE OF THE OFFICIAL {official}:",
         "IT IS NOT PRESENT LOCALLY AND CANNOT BE PULLED",
-        f"(PULL: {failure})"[:76],
+        f"(pull: {failure})",
         "Stand-ins are built from Debian's archive by tools/standins (see its README).",
     )
     return Resolution(kind, official, standin, True, f"pull failed: {failure}")

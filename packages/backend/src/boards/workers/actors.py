@@ -17,19 +17,9 @@ from boards.jobs import ACTOR_NAME, QUEUE_NAME, mark_failed, mark_requeued, run_
 from boards.logs import configure_logging, one_line
 from boards.queue import redis_broker
 from boards.settings import Settings, load_settings_or_exit
-from boards.workers.middleware import HandBackOnShutdown, Heartbeat, RecordGiveUp
+from boards.workers.middleware import HandBackOnShutdown, Heartbeat, RecordGiveUp, shutdown_grace
 
 logger = logging.getLogger("boards.worker")
-
-
-def shutdown_grace(settings: Settings) -> float:
-    """Seconds in-flight jobs get to finish once the worker stops, before being handed back.
-
-    What is left of BOARDS_WORKER_SHUTDOWN_TIMEOUT after that (1 s, or half of it when it is
-    short) lets interrupted jobs re-enqueue before dramatiq stops waiting.
-    """
-    timeout = settings.worker_shutdown_timeout
-    return max(timeout - 1.0, timeout / 2)
 
 
 def build_broker(settings: Settings) -> dramatiq.Broker:
@@ -46,7 +36,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
             max_backoff=int(settings.job_retry_max_backoff * 1000),
         ),
         CurrentMessage(),
-        HandBackOnShutdown(grace=shutdown_grace(settings)),
+        HandBackOnShutdown(grace=shutdown_grace(settings.worker_shutdown_timeout)),
         Heartbeat(settings.run_dir, ping=broker.client.ping),
         TimeLimit(time_limit=int(settings.job_time_limit * 1000)),
     ):

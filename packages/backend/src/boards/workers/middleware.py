@@ -112,6 +112,16 @@ class Heartbeat(Middleware):
             logger.debug("heartbeat file %s removed", path)
 
 
+def shutdown_grace(shutdown_timeout: float) -> float:
+    """Seconds in-flight jobs get to finish once the worker stops, before being handed back.
+
+    What is left of the shutdown timeout (BOARDS_WORKER_SHUTDOWN_TIMEOUT, also passed to
+    dramatiq's --worker-shutdown-timeout) after that -- 1 s, or half of it when it is short --
+    lets interrupted jobs re-enqueue before dramatiq stops waiting for its threads.
+    """
+    return max(shutdown_timeout - 1.0, shutdown_timeout / 2)
+
+
 class HandBackOnShutdown(Middleware):
     """Give in-flight messages a grace period when the worker stops, then interrupt them.
 

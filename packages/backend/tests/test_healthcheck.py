@@ -1,0 +1,100 @@
+"""``boards healthcheck``: worker mode (heartbeat files) and API mode (GET /health)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from boards import healthcheck
+
+
+def _server(status: int) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code = status if self.path == "/health" else 404
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+
+@pytest.fixture(params=[200, 503])
+def api(request: pytest.FixtureRequest) -> Iterator[tuple[int, int]]:
+    server = _server(request.param)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], request.param
+    server.shutdown()
+    server.server_close()
+
+
+def test_api_mode_follows_the_port(
+    h: SimpleNamespace, tmp_path: Path, api: tuple[int, int]
+) -> None:
+    port, status = api
+    env = h.base_env(BOARDS_API_PORT=str(port), BOARDS_RUN_DIR=str(tmp_path / "run"))
+    proc = h.run_boards("healthcheck", env=env)
+    assert proc.returncode == (0 if status == 200 else 1), proc.stdout + proc.stderr
+    assert f"127.0.0.1:{port}/health" in proc.stdout + proc.stderr
+
+
+def test_api_mode_unhealthy_when_nothing_listens(h: SimpleNamespace, tmp_path: Path) -> None:
+    env = h.base_env(BOARDS_API_PORT=str(h.free_port()), BOARDS_RUN_DIR=str(tmp_path))
+    started = time.monotonic()
+    proc = h.run_boards("healthcheck", env=env)
+    assert proc.returncode == 1
+    assert "unhealthy" in proc.stderr
+    assert time.monotonic() - started < 10
+
+
+def test_worker_mode_fresh_and_stale_heartbeats(h: SimpleNamespace, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    # Nothing listens on this port: a worker-mode answer cannot come from an API probe.
+    env = h.base_env(BOARDS_RUN_DIR=str(run_dir), BOARDS_API_PORT=str(h.free_port()))
+    stale = run_dir / "worker-101.heartbeat"
+    stale.touch()
+    old = time.time() - 60
+    os.utime(stale, (old, old))
+    proc = h.run_boards("healthcheck", env=env)
+    assert proc.returncode == 1
+    assert "stale" in proc.stderr
+
+    (run_dir / "worker-102.heartbeat").touch()  # the newest one counts
+    proc = h.run_boards("healthcheck", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "worker heartbeat" in proc.stdout
+
+
+def test_newest_heartbeat_age(tmp_path: Path) -> None:
+    assert healthcheck.newest_heartbeat_age(tmp_path / "missing") is None
+    assert healthcheck.newest_heartbeat_age(tmp_path) is None
+    (tmp_path / "worker-1.heartbeat").touch()
+    os.utime(tmp_path / "worker-1.heartbeat", (1000, 1000))
+    assert healthcheck.newest_heartbeat_age(tmp_path, now=1030) == 30
+    assert healthcheck.check_worker(30)[0] is False
+    assert healthcheck.check_worker(19)[0] is True
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("0.0.0.0", "http://127.0.0.1:8800/health"),
+        ("::", "http://127.0.0.1:8800/health"),
+        ("10.1.2.3", "http://10.1.2.3:8800/health"),
+        ("fd00::1", "http://[fd00::1]:8800/health"),
+    ],
+)
+def test_api_url_follows_the_host(monkeypatch: pytest.MonkeyPatch, host: str, url: str) -> None:
+    monkeypatch.setenv("BOARDS_API_HOST", host)
+    assert healthcheck.api_url() == url

@@ -1,0 +1,281 @@
+"""End to end on real PostgreSQL and Redis: API -> Redis -> worker (dramatiq-gevent) -> database.
+
+No mocks: the worker runs as `boards worker` (exec'ing dramatiq-gevent) in a subprocess, the API
+either as `boards api` (uvicorn) or in-process through TestClient.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from boards.api.factory import create_app
+from boards.settings import load_settings
+from boards_testing.plugin import publish_on_loopback
+from fastapi.testclient import TestClient
+
+
+@dataclass
+class Proc:
+    popen: subprocess.Popen[bytes]
+    log: Path
+    env: dict[str, str]
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+
+StartProc = Callable[..., Proc]
+
+
+@pytest.fixture
+def start(h: SimpleNamespace, tmp_path: Path) -> Iterator[StartProc]:
+    """Start `boards ROLE` with the given BOARDS_* settings; everything is stopped afterwards."""
+    started: list[Proc] = []
+
+    def _start(role: str, **settings: str) -> Proc:
+        log = tmp_path / f"{role}-{len(started)}.log"
+        env = h.base_env(**{f"BOARDS_{k.upper()}": str(v) for k, v in settings.items()})
+        with log.open("wb") as out:
+            popen = subprocess.Popen(
+                [h.BOARDS, role], env=env, stdout=out, stderr=subprocess.STDOUT
+            )
+        proc = Proc(popen, log, env)
+        started.append(proc)
+        return proc
+
+    yield _start
+    for proc in started:
+        h.stop_process(proc.popen)
+
+
+@pytest.fixture
+def worker_settings(migrated_pg_url: str, clean_redis_url: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        "database_url": migrated_pg_url,
+        "redis_url": clean_redis_url,
+        "run_dir": str(tmp_path / "run"),
+        "worker_threads": "4",
+    }
+
+
+def _job(client: Any, job_id: str) -> dict[str, Any]:
+    response = client.get(f"/api/v1/jobs/{job_id}")
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _wait_status(
+    h: SimpleNamespace, client: Any, job_id: str, statuses: set[str], timeout: float = 60
+) -> dict[str, Any]:
+    return h.wait_for(  # type: ignore[no-any-return]
+        lambda: (job := _job(client, job_id))["status"] in statuses and job,
+        timeout=timeout,
+        what=f"job {job_id} to become {sorted(statuses)}",
+    )
+
+
+def _heartbeats(run_dir: Path) -> list[Path]:
+    return sorted(run_dir.glob("worker-*.heartbeat")) if run_dir.is_dir() else []
+
+
+def test_job_round_trip_through_uvicorn_redis_and_the_worker(
+    h: SimpleNamespace, start: StartProc, fresh_pg_url: str, clean_redis_url: str, tmp_path: Path
+) -> None:
+    port = h.free_port()
+    # A fresh database: the API migrates it on start (BOARDS_MIGRATE_ON_START defaults to true).
+    api = start(
+        "api",
+        database_url=fresh_pg_url,
+        redis_url=clean_redis_url,
+        api_host="127.0.0.1",
+        api_port=str(port),
+        run_dir=str(tmp_path / "api-run"),
+    )
+    worker = start(
+        "worker",
+        database_url=fresh_pg_url,
+        redis_url=clean_redis_url,
+        run_dir=str(tmp_path / "run"),
+        worker_threads="4",
+    )
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+
+        def ready() -> bool:
+            assert api.alive(), api.output()
+            try:
+                return client.get("/health/ready").status_code == 200
+            except httpx.TransportError:
+                return False
+
+        h.wait_for(ready, timeout=120, what="the API to be ready")
+        payload = "the round trip\nworks"
+        response = client.post("/api/v1/jobs", json={"payload": payload})
+        assert response.status_code == 202, response.text
+        accepted = response.json()
+        assert accepted["status"] == "queued"
+        assert response.headers["location"].endswith(f"/api/v1/jobs/{accepted['id']}")
+
+        job = _wait_status(h, client, accepted["id"], {"succeeded", "failed"}, timeout=90)
+        assert job["status"] == "succeeded", (job, worker.output())
+        assert job["result"] == {
+            "characters": len(payload),
+            "words": 4,
+            "sha256": hashlib.sha256(payload.encode()).hexdigest(),
+        }
+        assert job["error"] is None
+        health = client.get("/api/v1/system/health").json()
+        assert health["status"] == "ok"
+        assert health["broker"]["status"] == "ok"
+        assert health["database"]["detail"] == "postgresql"
+    assert worker.alive(), worker.output()
+    assert f"job {accepted['id']} succeeded" in worker.output()
+
+
+def test_failing_job_and_worker_heartbeat(
+    h: SimpleNamespace, start: StartProc, worker_settings: dict[str, str]
+) -> None:
+    run_dir = Path(worker_settings["run_dir"])
+    worker = start("worker", **worker_settings)
+    settings = load_settings(**worker_settings)
+    with TestClient(create_app(settings)) as client:
+        failing = client.post("/api/v1/jobs", json={"payload": "fail: on purpose"})
+        fine = client.post("/api/v1/jobs", json={"payload": "fine", "delay_seconds": 0.5})
+        assert failing.status_code == fine.status_code == 202
+
+        failed = _wait_status(h, client, failing.json()["id"], {"succeeded", "failed"})
+        assert (failed["status"], failed["error"], failed["result"]) == (
+            "failed",
+            "on purpose",
+            None,
+        )
+        assert _wait_status(h, client, fine.json()["id"], {"succeeded"})["result"]["words"] == 1
+    assert "Retrying" not in worker.output(), "a deterministic failure is not retried"
+
+    # Heartbeat: present and fresh while the worker runs, gone after a clean stop.
+    h.wait_for(
+        lambda: any(time.time() - p.stat().st_mtime < 20 for p in _heartbeats(run_dir)),
+        timeout=30,
+        what="a fresh heartbeat file",
+    )
+    check = h.run_boards("healthcheck", env=worker.env)
+    assert check.returncode == 0, check.stderr
+    assert "worker heartbeat" in check.stdout
+
+    started = time.monotonic()
+    assert h.stop_process(worker.popen) == 0, worker.output()
+    assert time.monotonic() - started < 10
+    assert _heartbeats(run_dir) == []
+
+
+def test_sigterm_lets_a_short_job_finish(
+    h: SimpleNamespace, start: StartProc, worker_settings: dict[str, str]
+) -> None:
+    worker = start("worker", **worker_settings)
+    with TestClient(create_app(load_settings(**worker_settings))) as client:
+        job_id = client.post("/api/v1/jobs", json={"payload": "short", "delay_seconds": 2}).json()[
+            "id"
+        ]
+        _wait_status(h, client, job_id, {"running"})
+        started = time.monotonic()
+        assert h.stop_process(worker.popen) == 0, worker.output()
+        assert time.monotonic() - started < 10
+        assert _job(client, job_id)["status"] == "succeeded"
+
+
+def test_sigterm_hands_a_long_job_back_to_the_queue(
+    h: SimpleNamespace, start: StartProc, worker_settings: dict[str, str]
+) -> None:
+    first = start("worker", worker_shutdown_timeout="2", **worker_settings)
+    with TestClient(create_app(load_settings(**worker_settings))) as client:
+        job_id = client.post("/api/v1/jobs", json={"payload": "long", "delay_seconds": 6}).json()[
+            "id"
+        ]
+        _wait_status(h, client, job_id, {"running"})
+        started = time.monotonic()
+        assert h.stop_process(first.popen) == 0, first.output()
+        assert time.monotonic() - started < 10
+        assert _job(client, job_id)["status"] == "queued", first.output()
+        assert "handed back to the queue" in first.output()
+
+        second = start("worker", **worker_settings)
+        job = _wait_status(h, client, job_id, {"succeeded", "failed"}, timeout=60)
+        assert job["status"] == "succeeded", second.output()
+        assert job["result"]["characters"] == 4
+
+
+def test_worker_keeps_running_while_redis_is_unreachable(
+    h: SimpleNamespace, start: StartProc, tmp_path: Path
+) -> None:
+    worker = start(
+        "worker",
+        database_url=f"sqlite:///{tmp_path / 'boards.db'}",
+        redis_url="redis://host.invalid:6379/0",  # does not resolve
+        run_dir=str(tmp_path / "run"),
+    )
+    h.wait_for(
+        lambda: worker.output().count("Consumer encountered a connection error") >= 4,
+        timeout=60,
+        what="the worker to retry its Redis connection a few times",
+    )
+    assert worker.alive(), worker.output()
+    assert "heartbeat: redis did not answer" in worker.output()
+    check = h.run_boards("healthcheck", env=worker.env)
+    assert check.returncode == 1
+    assert "stale" in check.stderr, "the worker is found (not the API) and reported unhealthy"
+    started = time.monotonic()
+    assert h.stop_process(worker.popen) == 0, worker.output()
+    assert time.monotonic() - started < 10
+
+
+def test_readiness_follows_redis(
+    h: SimpleNamespace, migrated_pg_url: str, redis_image: str, tmp_path: Path
+) -> None:
+    """Our own Redis: ready with it, 503 once it is stopped, ready again once it is back."""
+    try:
+        from testcontainers.community.redis import RedisContainer
+    except ImportError:  # testcontainers < 4.15
+        from testcontainers.redis import RedisContainer  # type: ignore[no-redef]
+
+    port = h.free_port()
+    container = RedisContainer(redis_image)
+    publish_on_loopback(container, 6379)
+    container.ports["6379"] = ("127.0.0.1", port)  # fixed, so it survives a restart
+    with container:
+        settings = load_settings(
+            database_url=migrated_pg_url,
+            redis_url=f"redis://127.0.0.1:{port}/0",
+            run_dir=tmp_path / "run",
+        )
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/health/ready").status_code == 200
+
+            container.get_wrapped_container().stop(timeout=5)
+            started = time.monotonic()
+            response = client.get("/health/ready")
+            assert time.monotonic() - started < 10
+            assert response.status_code == 503
+            assert response.json()["reasons"][0].startswith("broker down")
+            assert client.get("/api/v1/system/health").json()["broker"]["status"] == "down"
+            rejected = client.post("/api/v1/jobs", json={"payload": "x"})
+            assert rejected.status_code == 503
+            assert rejected.json()["error"] == "broker_unavailable"
+
+            container.get_wrapped_container().start()
+            h.wait_for(
+                lambda: client.get("/health/ready").status_code == 200,
+                timeout=60,
+                what="readiness to come back with Redis",
+            )

@@ -1,0 +1,158 @@
+"""Settings: defaults, normalisation, and one clear line + exit code 2 for every bad value."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from boards.settings import (
+    Settings,
+    SettingsError,
+    default_alembic_ini,
+    load_settings,
+    mask_password,
+)
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert settings.api_host == "0.0.0.0"
+    assert settings.api_port == 8800
+    assert settings.log_level == "info"
+    assert settings.migrate_on_start is True
+    assert settings.redis_url is None
+    assert (settings.worker_processes, settings.worker_threads) == (1, 50)
+    assert settings.worker_shutdown_timeout == 5
+    assert settings.job_time_limit == 30
+    assert settings.job_max_retries == 3
+    assert settings.run_dir == Path("/tmp/boards")
+    assert settings.effective_database_url == f"sqlite:///{tmp_path / 'data' / 'boards.db'}"
+    assert settings.database_backend == "sqlite"
+    assert settings.alembic_ini == default_alembic_ini()
+    assert settings.alembic_ini.is_file(), "the source checkout's alembic.ini is found"
+
+
+def test_environment_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BOARDS_API_PORT", "9000")
+    monkeypatch.setenv("BOARDS_LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("BOARDS_MIGRATE_ON_START", "false")
+    monkeypatch.setenv("BOARDS_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("BOARDS_REDIS_URL", "redis://redis:6379/0")
+    monkeypatch.setenv("BOARDS_API_HOST", "")  # empty = unset
+    settings = load_settings()
+    assert settings.api_port == 9000
+    assert settings.log_level == "debug"
+    assert settings.migrate_on_start is False
+    assert settings.api_host == "0.0.0.0"
+    assert settings.redis_url == "redis://redis:6379/0"
+    assert settings.effective_database_url == f"sqlite:///{tmp_path / 'd' / 'boards.db'}"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@db:5432/boards", "postgresql+psycopg://u:p@db:5432/boards"),
+        ("postgresql://u:p@db/boards", "postgresql+psycopg://u:p@db/boards"),
+        ("postgresql+psycopg://u@db/boards", "postgresql+psycopg://u@db/boards"),
+        ("sqlite:////var/lib/boards.db", "sqlite:////var/lib/boards.db"),
+    ],
+)
+def test_database_url_is_normalised(given: str, expected: str) -> None:
+    settings = load_settings(database_url=given)
+    assert settings.effective_database_url == expected
+
+
+def test_worker_requires_redis() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(require_redis=True)
+    assert caught.value.variable == "BOARDS_REDIS_URL"
+    assert isinstance(load_settings(require_redis=True, redis_url="rediss://r:6380/1"), Settings)
+
+
+def test_backoff_order_is_checked() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(job_retry_min_backoff=10, job_retry_max_backoff=5)
+    assert caught.value.variable == "BOARDS_JOB_RETRY_MAX_BACKOFF"
+
+
+def test_password_is_masked_in_messages() -> None:
+    assert mask_password("mysql://u:secret@h/db") == "mysql://u:***@h/db"
+    assert mask_password("redis://h:6379/0") == "redis://h:6379/0"
+    error = SettingsError("database_url", "mysql://u:secret@h/db", "nope")
+    assert "secret" not in error.line()
+
+
+BAD_VALUES = [
+    ("BOARDS_API_PORT", "abc", "must be an integer from 1 to 65535"),
+    ("BOARDS_API_PORT", "70000", "must be an integer from 1 to 65535"),
+    ("BOARDS_API_PORT", "0", "must be an integer from 1 to 65535"),
+    ("BOARDS_LOG_LEVEL", "loud", "critical, error, warning, info, debug"),
+    ("BOARDS_DATABASE_URL", "mysql://u@h/db", "sqlite, postgresql, postgres or postgresql+psycopg"),
+    ("BOARDS_DATABASE_URL", "not a url", "sqlite, postgresql"),
+    ("BOARDS_REDIS_URL", "http://redis:6379", "redis:// or rediss://"),
+    ("BOARDS_MIGRATE_ON_START", "maybe", "must be a boolean"),
+    ("BOARDS_WORKER_PROCESSES", "0", "integer >= 1"),
+    ("BOARDS_WORKER_THREADS", "many", "integer >= 1"),
+    ("BOARDS_WORKER_SHUTDOWN_TIMEOUT", "-1", "seconds > 0"),
+    ("BOARDS_JOB_TIME_LIMIT", "0", "seconds > 0"),
+    ("BOARDS_JOB_MAX_RETRIES", "-1", "integer >= 0"),
+    ("BOARDS_API_HOST", "two words", "host name or IP address"),
+]
+
+
+def _assert_one_line(proc: subprocess.CompletedProcess[str], variable: str, rule: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"boards: invalid setting {variable}"), lines[0]
+    assert rule in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("variable", "value", "rule"), BAD_VALUES)
+def test_bad_value_exits_2_with_one_line(
+    h: SimpleNamespace, variable: str, value: str, rule: str
+) -> None:
+    code = "from boards.settings import load_settings_or_exit; load_settings_or_exit()"
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=h.base_env(**{variable: value}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    _assert_one_line(proc, variable, rule)
+    assert repr(value) in proc.stderr
+
+
+@pytest.mark.parametrize("role", ["api", "migrate", "worker"])
+def test_every_role_rejects_a_bad_setting(h: SimpleNamespace, role: str) -> None:
+    proc = h.run_boards(
+        role, env=h.base_env(BOARDS_API_PORT="abc", BOARDS_REDIS_URL="redis://127.0.0.1:1/0")
+    )
+    _assert_one_line(proc, "BOARDS_API_PORT", "must be an integer from 1 to 65535")
+
+
+def test_worker_role_without_redis_exits_2(h: SimpleNamespace) -> None:
+    proc = h.run_boards("worker", env=h.base_env())
+    _assert_one_line(proc, "BOARDS_REDIS_URL", "required by the worker")
+
+
+@pytest.mark.parametrize("module", ["boards.api.app", "boards.workers.actors"])
+def test_importing_an_entry_module_with_a_bad_setting_exits_2(
+    h: SimpleNamespace, module: str
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        env=h.base_env(BOARDS_LOG_LEVEL="chatty", BOARDS_REDIS_URL="redis://127.0.0.1:1/0"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    _assert_one_line(proc, "BOARDS_LOG_LEVEL", "must be one of")
