@@ -7,9 +7,10 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from boards_testing.plugin import publish_on_loopback
+from testcontainers.community.postgres import PostgresContainer
+from testcontainers.community.redis import RedisContainer
 from testcontainers.core.network import Network
-from testcontainers.postgres import PostgresContainer
-from testcontainers.redis import RedisContainer
 
 from tests.image.support import build_image
 
@@ -24,28 +25,20 @@ def backend_image() -> str:
 
 
 @pytest.fixture
-def network() -> Iterator[Network]:
-    with Network() as net:
-        yield net
-
-
-@pytest.fixture
-def pg(postgres_image: str, network: Network) -> Iterator[PostgresContainer]:
+def pg(postgres_image: str, docker_network: Network) -> Iterator[PostgresContainer]:
     """A fresh PostgreSQL, `db` on the test network (NETWORK_DB_URL), 127.0.0.1 for the test."""
     container = PostgresContainer(
         postgres_image, username="boards", password="boards", dbname="boards", driver="psycopg"
     )
-    container.ports["5432/tcp"] = ("127.0.0.1", None)
-    container.with_network(network).with_network_aliases("db")
+    publish_on_loopback(container, 5432).with_network(docker_network).with_network_aliases("db")
     with container:
         yield container
 
 
 @pytest.fixture
-def redis(redis_image: str, network: Network) -> Iterator[RedisContainer]:
+def redis(redis_image: str, docker_network: Network) -> Iterator[RedisContainer]:
     """A fresh Redis, `redis` on the test network (NETWORK_REDIS_URL)."""
     container = RedisContainer(redis_image)
-    container.ports["6379/tcp"] = ("127.0.0.1", None)
-    container.with_network(network).with_network_aliases("redis")
+    publish_on_loopback(container, 6379).with_network(docker_network).with_network_aliases("redis")
     with container:
         yield container

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from boards_testing.plugin import loopback_url, publish_on_loopback
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 from testcontainers.core.wait_strategies import HealthcheckWaitStrategy
@@ -66,8 +67,7 @@ def backend(
     for key, value in (env or {}).items():
         container.with_env(key, value)
     if port is not None:
-        # testcontainers binds 0.0.0.0 by default; tests may only reach containers on loopback.
-        container.ports[f"{port}/tcp"] = ("127.0.0.1", None)
+        publish_on_loopback(container, port)
     if network is not None:
         container.with_network(network)
         if alias:
@@ -76,7 +76,7 @@ def backend(
 
 
 def base_url(container: DockerContainer, port: int = API_PORT) -> str:
-    return f"http://127.0.0.1:{container.get_exposed_port(port)}"
+    return loopback_url(container, port).rstrip("/")
 
 
 def wait_healthy(container: DockerContainer, timeout: float = 90) -> None:

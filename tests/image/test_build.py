@@ -62,7 +62,9 @@ def test_code_change_keeps_the_dependency_layer(backend_image: str, workspace: P
 def test_stale_lock_fails_the_build_with_uvs_message(workspace: Path) -> None:
     # Any member's pyproject.toml counts, even one whose code never reaches the image.
     client = workspace / "packages/client/pyproject.toml"
-    client.write_text(client.read_text().replace('dependencies = [', 'dependencies = ["six>=1", ', 1))
+    client.write_text(
+        client.read_text().replace("dependencies = [", 'dependencies = ["six>=1", ', 1)
+    )
     result = build_image("boards-backend:stale-lock-test", context=workspace)
     assert result.returncode != 0
     assert "needs to be updated" in result.stderr, result.stderr[-3000:]
@@ -75,8 +77,15 @@ def test_ca_bundle_and_index_url_never_land_in_the_image(tmp_path: Path) -> None
     bundle.write_text(system_bundle.read_text() + f"\n# {marker}\n")
     tag = "boards-backend:secret-test"
     result = subprocess.run(
-        [str(ROOT / "tools/image/build.sh"), "--tag", tag, "--no-cache", "--progress=plain",
-         "--build-arg", "UV_DEFAULT_INDEX=https://pypi.org/simple"],
+        [
+            str(ROOT / "tools/image/build.sh"),
+            "--tag",
+            tag,
+            "--no-cache",
+            "--progress=plain",
+            "--build-arg",
+            "UV_DEFAULT_INDEX=https://pypi.org/simple",
+        ],
         cwd=ROOT,
         env={**os.environ, "BOARDS_BUILD_CA_BUNDLE": str(bundle)},
         capture_output=True,
@@ -85,11 +94,14 @@ def test_ca_bundle_and_index_url_never_land_in_the_image(tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stderr[-3000:]
     try:
-        metadata = subprocess.run(
-            ["docker", "image", "inspect", tag], capture_output=True, text=True, check=True
-        ).stdout + subprocess.run(
-            ["docker", "history", "--no-trunc", tag], capture_output=True, text=True, check=True
-        ).stdout
+        metadata = (
+            subprocess.run(
+                ["docker", "image", "inspect", tag], capture_output=True, text=True, check=True
+            ).stdout
+            + subprocess.run(
+                ["docker", "history", "--no-trunc", tag], capture_output=True, text=True, check=True
+            ).stdout
+        )
         for needle in (marker, "ssl_ca", "UV_DEFAULT_INDEX", "netrc"):
             assert needle not in metadata, needle
         archive = tmp_path / "image.tar"
@@ -113,9 +125,12 @@ def test_image_reports_its_revision(backend_image: str) -> None:
     labels = json.loads(
         subprocess.run(
             ["docker", "image", "inspect", "-f", "{{json .Config.Labels}}", backend_image],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     )
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                          text=True, check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert labels["org.opencontainers.image.revision"] == head

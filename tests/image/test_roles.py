@@ -11,11 +11,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from boards_client import BoardsClient
+from testcontainers.community.postgres import PostgresContainer
+from testcontainers.community.redis import RedisContainer
 from testcontainers.core.network import Network
 from testcontainers.core.wait_strategies import HttpWaitStrategy
 from testcontainers.core.waiting_utils import wait_for_logs
-from testcontainers.postgres import PostgresContainer
-from testcontainers.redis import RedisContainer
 
 from tests.image.support import (
     NETWORK_DB_URL,
@@ -34,8 +34,10 @@ TICKET_ENV = {
     "BOARDS_DATABASE_URL": "postgresql://user:pass@host/db",
     "BOARDS_REDIS_URL": "redis://host:6379/0",
 }
-REDIS_FAILURE = re.compile(r"(?i)(connection ?error|error connecting|name or service not known|"
-                           r"temporary failure in name resolution|name resolution)")
+REDIS_FAILURE = re.compile(
+    r"(?i)(connection ?error|error connecting|name or service not known|"
+    r"temporary failure in name resolution|name resolution)"
+)
 
 
 def schema_revisions(pg: PostgresContainer) -> list[str]:
@@ -48,8 +50,16 @@ def schema_revisions(pg: PostgresContainer) -> list[str]:
 
 
 def test_ticket_api_command_serves_health_without_database(backend_image: str) -> None:
-    api = backend(backend_image, "uvicorn", "boards.api.app:app", "--host", "0.0.0.0",
-                  "--port", "8800", env=TICKET_ENV)
+    api = backend(
+        backend_image,
+        "uvicorn",
+        "boards.api.app:app",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "8800",
+        env=TICKET_ENV,
+    )
     api.waiting_for(HttpWaitStrategy(8800, "/health").for_status_code(200))
     with api:
         response = httpx.get(f"{base_url(api)}/health", timeout=5)
@@ -58,8 +68,17 @@ def test_ticket_api_command_serves_health_without_database(backend_image: str) -
 
 
 def test_ticket_worker_command_keeps_retrying_an_unreachable_redis(backend_image: str) -> None:
-    worker = backend(backend_image, "dramatiq-gevent", "boards.workers.actors:broker",
-                     "--processes", "1", "--threads", "50", env=TICKET_ENV, port=None)
+    worker = backend(
+        backend_image,
+        "dramatiq-gevent",
+        "boards.workers.actors:broker",
+        "--processes",
+        "1",
+        "--threads",
+        "50",
+        env=TICKET_ENV,
+        port=None,
+    )
     with worker:
         # Two failures logged: the worker noticed, and it retried instead of exiting.
         wait_for_logs(worker, lambda text: len(REDIS_FAILURE.findall(text)) >= 2, timeout=60)
@@ -93,24 +112,31 @@ def test_api_port_setting_moves_server_and_health_check(backend_image: str) -> N
 
 
 def test_migrate_role_upgrades_postgres_and_exits_zero(
-    backend_image: str, pg: PostgresContainer, network: Network
+    backend_image: str, pg: PostgresContainer, docker_network: Network
 ) -> None:
-    migrate = backend(backend_image, "migrate", env={"BOARDS_DATABASE_URL": NETWORK_DB_URL},
-                      network=network, port=None)
+    migrate = backend(
+        backend_image,
+        "migrate",
+        env={"BOARDS_DATABASE_URL": NETWORK_DB_URL},
+        network=docker_network,
+        port=None,
+    )
     with migrate:
         assert wait_exit(migrate) == 0, logs(migrate)
     assert len(schema_revisions(pg)) == 1
 
 
 def test_failed_migration_exits_nonzero_and_says_so(
-    backend_image: str, pg: PostgresContainer, network: Network
+    backend_image: str, pg: PostgresContainer, docker_network: Network
 ) -> None:
     # A table in the way: the first migration's CREATE TABLE fails for real.
     engine = sa.create_engine(pg.get_connection_url())
     with engine.begin() as conn:
         conn.execute(sa.text("CREATE TABLE jobs (id integer)"))
     engine.dispose()
-    api = backend(backend_image, env={"BOARDS_DATABASE_URL": NETWORK_DB_URL}, network=network)
+    api = backend(
+        backend_image, env={"BOARDS_DATABASE_URL": NETWORK_DB_URL}, network=docker_network
+    )
     with api:
         assert wait_exit(api) != 0
         assert re.search(r"(?i)migration failed", logs(api)), logs(api)
@@ -146,11 +172,10 @@ def test_api_runs_read_only_without_capabilities(backend_image: str, data_volume
     api = backend(
         backend_image,
         read_only=True,
-        tmpfs={"/tmp": "rw,nosuid,nodev"},
-        volumes={data_volume: {"bind": "/app/data", "mode": "rw"}},
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
-    )
+    ).with_volume_mapping(data_volume, "/app/data", "rw")
+    api.tmpfs["/tmp"] = "rw,nosuid,nodev"
     with api:
         wait_healthy(api)
         body = httpx.get(f"{base_url(api)}/api/v1/system/health", timeout=10).json()
@@ -158,10 +183,12 @@ def test_api_runs_read_only_without_capabilities(backend_image: str, data_volume
 
 
 def test_three_api_containers_share_one_fresh_database(
-    backend_image: str, pg: PostgresContainer, network: Network
+    backend_image: str, pg: PostgresContainer, docker_network: Network
 ) -> None:
-    apis = [backend(backend_image, env={"BOARDS_DATABASE_URL": NETWORK_DB_URL}, network=network)
-            for _ in range(3)]
+    apis = [
+        backend(backend_image, env={"BOARDS_DATABASE_URL": NETWORK_DB_URL}, network=docker_network)
+        for _ in range(3)
+    ]
     for api in apis:
         api.start()
     try:
@@ -175,11 +202,11 @@ def test_three_api_containers_share_one_fresh_database(
 
 
 def test_job_round_trip_and_graceful_stop(
-    backend_image: str, pg: PostgresContainer, redis: RedisContainer, network: Network
+    backend_image: str, pg: PostgresContainer, redis: RedisContainer, docker_network: Network
 ) -> None:
     env = {"BOARDS_DATABASE_URL": NETWORK_DB_URL, "BOARDS_REDIS_URL": NETWORK_REDIS_URL}
-    api = backend(backend_image, env=env, network=network)
-    worker = backend(backend_image, "worker", env=env, network=network, port=None)
+    api = backend(backend_image, env=env, network=docker_network)
+    worker = backend(backend_image, "worker", env=env, network=docker_network, port=None)
     with api, worker:
         wait_healthy(api)
         wait_healthy(worker)

@@ -25,8 +25,13 @@ def test_structure(backend_image: str) -> None:
 
 def test_size_within_budget_on_the_official_base(backend_image: str) -> None:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "tools/image/inspect_image.py"), "--tag", backend_image,
-         "--json"],
+        [
+            sys.executable,
+            str(ROOT / "tools/image/inspect_image.py"),
+            "--tag",
+            backend_image,
+            "--json",
+        ],
         capture_output=True,
         text=True,
         check=False,

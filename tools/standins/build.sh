@@ -123,9 +123,9 @@ fi
 
 [ "$(id -u)" = 0 ] || die "building the $KIND stand-in needs root (mmdebstrap --mode=root)"
 banner "BUILDING A STAND-IN: $STANDIN" \
-  "IN PLACE OF THE OFFICIAL IMAGE $OFFICIAL," \
-  "WHICH IS NOT PRESENT LOCALLY AND CANNOT BE PULLED." \
-  "Built from Debian's archive by tools/standins/$RECIPE (takes minutes)."
+  "FOR THE OFFICIAL IMAGE $OFFICIAL, TO BE USED ONLY WHEN" \
+  "THAT IS NEITHER PRESENT LOCALLY NOR PULLABLE." \
+  "From Debian's archive by tools/standins/$RECIPE (about a minute)."
 
 STANDIN_LOG=/var/tmp/boards-standin-$KIND.log
 export STANDIN_LOG

@@ -39,7 +39,7 @@ def test_submit_wait_prints_finished_job(
     assert code == 0, err
     job = json.loads(out)
     assert job["status"] == "succeeded"
-    assert job["result"] == "HELLO"
+    assert job["result"]["words"] == 1
     assert set(job) == {"id", "status", "result", "error", "created_at", "updated_at"}
     assert api.seen_urls == ["http://api:8800"]  # type: ignore[attr-defined]
 

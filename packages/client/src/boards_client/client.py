@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ class Job:
 
     id: str
     status: str
-    result: str | None = None
+    result: dict[str, Any] | None = None  # the worker's JSON result
     error: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
@@ -57,13 +56,13 @@ class Job:
         return cls(
             id=job_id,
             status=status,
-            result=_optional_str(data.get("result")),
+            result=_optional_object(data.get("result")),
             error=_optional_str(data.get("error")),
             created_at=_optional_str(data.get("created_at")),
             updated_at=_optional_str(data.get("updated_at")),
         )
 
-    def to_dict(self) -> dict[str, str | None]:
+    def to_dict(self) -> dict[str, Any]:
         """The job as a plain dict (what the CLI prints)."""
         return {
             "id": self.id,
@@ -78,8 +77,13 @@ class Job:
 def _optional_str(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    # The API promises text; anything else (a structured result) is kept as its JSON text.
-    return json.dumps(value)
+    raise ValueError(f"expected a string or null, got {value!r}")
+
+
+def _optional_object(value: Any) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    raise ValueError(f"expected a JSON object or null for a result, got {value!r}")
 
 
 class BoardsClient:

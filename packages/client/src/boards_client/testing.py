@@ -9,12 +9,14 @@ the client (and for the client's own tests)::
         job = client.wait_for_job(client.create_job("hi").id, interval=0.001)
 
 It fakes the HTTP contract only, not the service: each GET of a job advances it one step along
-queued -> running -> succeeded (result: the payload upper-cased), or failed when the payload is
+queued -> running -> succeeded (result: the backend's {characters, words, sha256}), or failed
+when the payload is
 ``"fail"``; ``ready = False`` makes the readiness route answer 503.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -98,7 +100,7 @@ class FakeBoardsApi:
                 if job["_payload"] == "fail":
                     job.update(status="failed", error="payload asked to fail")
                 else:
-                    job.update(status="succeeded", result=job["_payload"].upper())
+                    job.update(status="succeeded", result=_result(job["_payload"]))
             else:
                 job["status"] = "running"
         return httpx.Response(200, json={k: v for k, v in job.items() if not k.startswith("_")})
@@ -107,3 +109,12 @@ class FakeBoardsApi:
 def _error(status_code: int, error: str, detail: str) -> httpx.Response:
     """The API's own error body: ``{"error": <code>, "detail": <one line>}``."""
     return httpx.Response(status_code, json={"error": error, "detail": detail})
+
+
+def _result(payload: str) -> dict[str, Any]:
+    """What the real worker computes for a payload (boards.jobs.compute_result)."""
+    return {
+        "characters": len(payload),
+        "words": len(payload.split()),
+        "sha256": hashlib.sha256(payload.encode("utf-8")).hexdigest(),
+    }
