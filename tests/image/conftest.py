@@ -16,9 +16,12 @@ from tests.image.support import build_image
 
 
 @pytest.fixture(scope="session")
-def backend_image() -> str:
-    """The image under test: built (or reused from the build cache) once per session."""
+def backend_image(python_image: str, uv_image: str) -> str:
+    """The image under test: built (or reused from the build cache) once per session, on the
+    base and uv images this session resolved (stand-ins are reported in the summary)."""
     tag = os.environ.get("BOARDS_TEST_IMAGE", "boards-backend:test")
+    os.environ["BOARDS_PYTHON_IMAGE"] = python_image  # tools/image/build.sh resolves these
+    os.environ["BOARDS_UV_IMAGE"] = uv_image
     result = build_image(tag)
     assert result.returncode == 0, result.stderr[-4000:]
     return tag
