@@ -116,9 +116,13 @@ def short(created_by: str, width: int = 90) -> str:
 
 
 def show(facts: dict[str, Any]) -> None:
-    mb = lambda n: f"{n / MB:.1f} MB"  # noqa: E731
-    base_note = " (STAND-IN base: projected on the official one)" if facts["base_is_standin"] else ""
-    verdict = "within budget" if facts["projected_on_official_base_bytes"] < BUDGET_BYTES else "OVER BUDGET"
+    def mb(n: int) -> str:
+        return f"{n / MB:.1f} MB"
+
+    standin = facts["base_is_standin"]
+    base_note = " (STAND-IN base: projected on the official one)" if standin else ""
+    within = facts["projected_on_official_base_bytes"] < BUDGET_BYTES
+    verdict = "within budget" if within else "OVER BUDGET"
     print(f"image        {facts['image']}  {facts['id'][:19]}")
     print(f"size         {mb(facts['size_bytes'])}")
     print(f"base         {facts['base'] or '?'}  {mb(facts['base_bytes'])}")
