@@ -14,8 +14,7 @@ from boards_client import BoardsClient
 from testcontainers.community.postgres import PostgresContainer
 from testcontainers.community.redis import RedisContainer
 from testcontainers.core.network import Network
-from testcontainers.core.wait_strategies import HttpWaitStrategy
-from testcontainers.core.waiting_utils import wait_for_logs
+from testcontainers.core.wait_strategies import HttpWaitStrategy, LogMessageWaitStrategy
 
 from tests.image.support import (
     NETWORK_DB_URL,
@@ -81,7 +80,9 @@ def test_ticket_worker_command_keeps_retrying_an_unreachable_redis(backend_image
     )
     with worker:
         # Two failures logged: the worker noticed, and it retried instead of exiting.
-        wait_for_logs(worker, lambda text: len(REDIS_FAILURE.findall(text)) >= 2, timeout=60)
+        LogMessageWaitStrategy(REDIS_FAILURE, times=2).with_startup_timeout(60).wait_until_ready(
+            worker
+        )
         assert state(worker)["Running"] is True
         assert worker.exec(["pgrep", "-f", "dramatiq"]).exit_code == 0
         # Alive but not consuming: the health check must say so.
