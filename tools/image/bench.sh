@@ -33,22 +33,22 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-build=(tools/image/build.sh --tag "$tag" --quiet)
+build=(tools/image/build.sh --tag "$tag")  # build.sh options first, then docker build's
 hf=(hyperfine --shell bash --style basic)
 
 echo "== builds ($tag)"
 if [ "$cold" = 1 ]; then
   "${hf[@]}" --runs 1 --prepare 'docker builder prune --all --force >/dev/null' \
-    --command-name "cold build (build cache and uv cache pruned)" "${build[*]}"
+    --command-name "cold build (build cache and uv cache pruned)" "${build[*]} --quiet"
 fi
-"${build[@]}" >/dev/null
-"${hf[@]}" --runs 3 --command-name "re-build, no change" "${build[*]}"
+"${build[@]}" --quiet >/dev/null
+"${hf[@]}" --runs 3 --command-name "re-build, no change" "${build[*]} --quiet"
 
 # A copy of the workspace whose application code changes before each run.
 git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -xf - -C "$work"
 touch_code="echo \"# bench \$(date +%s%N)\" >> $work/packages/backend/src/boards/__init__.py"
 "${hf[@]}" --runs 3 --prepare "$touch_code" --command-name "re-build, application code changed" \
-  "${build[*]} --context $work"
+  "${build[*]} --context $work --quiet"
 
 echo "== run"
 redis_image=$(uv run --frozen boards-images resolve redis)
@@ -59,18 +59,20 @@ healthy() { # wait for Docker's health status (the image's HEALTHCHECK) to say h
 }
 export -f healthy
 api_run="docker run -d --name bench-api -p 127.0.0.1:18800:8800 $tag >/dev/null"
-"${hf[@]}" --runs 3 --cleanup 'docker rm -f bench-api >/dev/null' \
+# hyperfine's --prepare runs before every timed run (its --cleanup only after the last one).
+fresh() { echo "docker rm -f $1 >/dev/null 2>&1 || true"; }
+"${hf[@]}" --runs 3 --prepare "$(fresh bench-api)" \
   --command-name "API start to first /health 200" \
   "$api_run && until curl -sf http://127.0.0.1:18800/health >/dev/null; do sleep 0.05; done" \
   --command-name "API start to Docker 'healthy' (HEALTHCHECK every 5 s)" \
   "$api_run && healthy bench-api"
-"${hf[@]}" --runs 3 --prepare "$api_run && healthy bench-api" \
-  --cleanup 'docker rm -f bench-api >/dev/null' --command-name "docker stop, idle API" \
+"${hf[@]}" --runs 3 --prepare "$(fresh bench-api); $api_run && healthy bench-api" \
+  --command-name "docker stop, idle API" \
   "docker stop bench-api >/dev/null && test \$(docker inspect -f '{{.State.ExitCode}}' bench-api) = 0"
 worker_run="docker run -d --name bench-worker --network bench-net -e BOARDS_REDIS_URL=redis://bench-redis:6379/0 $tag worker >/dev/null"
-"${hf[@]}" --runs 3 --prepare "$worker_run && healthy bench-worker" \
-  --cleanup 'docker rm -f bench-worker >/dev/null' --command-name "docker stop, idle worker" \
+"${hf[@]}" --runs 3 --prepare "$(fresh bench-worker); $worker_run && healthy bench-worker" \
+  --command-name "docker stop, idle worker" \
   "docker stop bench-worker >/dev/null && test \$(docker inspect -f '{{.State.ExitCode}}' bench-worker) = 0"
 
 echo "== size"
-python3 tools/image/inspect_image.py --tag "$tag" | head -6
+uv run --frozen poe image-inspect --tag "$tag"
