@@ -114,7 +114,9 @@ def test_a_new_member_is_picked_up_without_registration(workspace: Path) -> None
         (["uv.lock"], ["backend", "cli", "client", "testing"]),
         (["pyproject.toml"], ["backend", "cli", "client", "testing"]),
         (["justfile"], ["backend", "cli", "client", "testing"]),
+        ([".python-version"], ["backend", "cli", "client", "testing"]),
         ([".github/workflows/packages.yml"], ["backend", "cli", "client", "testing"]),
+        ([".github/scripts/require_success.py"], ["backend", "cli", "client", "testing"]),
         ([".github/workflows/backend-image.yml"], []),
     ],
 )

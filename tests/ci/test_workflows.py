@@ -11,7 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,17 +25,19 @@ ZIZMOR_CONFIG = ROOT / ".github" / "zizmor.yml"
 DOCS = ROOT / "docs" / "ci.md"
 WORKFLOWS = sorted(WORKFLOWS_DIR.glob("*.yml"))
 
-# What a `run:` step may do (docs/ci.md, "What a run step may call"). One command per line;
-# no shell operators, no `${{ }}` (inputs come through `env:`).
-RUN_ALLOWED = (
+# What a `run:` step may do (docs/ci.md, "What a run step may call", which names each key).
+# One command per line; no shell operators (SHELL_OPERATORS is checked first), no `${{ }}`
+# (inputs come through `env:`).
+RUN_ALLOWED = {
     # a justfile recipe, through the locked dev environment (the recipe name is checked too)
-    re.compile(r"^uv run --locked just (?P<recipe>[a-z][a-z0-9-]*)(?: [^;&|`<>]*)?$"),
+    "uv run --locked just": re.compile(
+        r"^uv run --locked just (?P<recipe>[a-z][a-z0-9-]*)(?: .*)?$"
+    ),
     # install exactly what uv.lock says
-    re.compile(r"^uv sync --locked(?: [^;&|`<>]*)?$"),
+    "uv sync --locked": re.compile(r"^uv sync --locked(?: .*)?$"),
     # a checked-in CI helper: stdlib Python, inputs through the environment
-    re.compile(r"^python3 (?P<script>\.github/scripts/[a-z_]+\.py)$"),
-)
-RUN_ALLOWED_DOC = ("uv run --locked just", "uv sync --locked", "python3 .github/scripts/")
+    "python3 .github/scripts/": re.compile(r"^python3 (?P<script>\.github/scripts/[a-z_]+\.py)$"),
+}
 SHELL_OPERATORS = re.compile(r"[;&|`<>]|\$\(")
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+(?:/[\w./-]+)?@[0-9a-f]{40}$")
@@ -109,7 +111,7 @@ def run_step_violations(wf: dict[Any, Any], recipes: frozenset[str]) -> list[str
             if SHELL_OPERATORS.search(line):
                 bad.append(f"{where}: shell operator in {line!r}")
                 continue
-            match = next((m for p in RUN_ALLOWED if (m := p.match(line))), None)
+            match = next((m for p in RUN_ALLOWED.values() if (m := p.match(line))), None)
             if match is None:
                 bad.append(f"{where}: {line!r} is not a just recipe or an allowed tool")
                 continue
@@ -121,13 +123,16 @@ def run_step_violations(wf: dict[Any, Any], recipes: frozenset[str]) -> list[str
     return bad
 
 
+def uses_refs(text: str) -> Iterator[tuple[int, str, str]]:
+    """(line number, action ref, rest of the line) for every `uses:` line of a workflow."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if match := USES_LINE.match(line):
+            yield number, match["ref"].strip("'\""), match["rest"]
+
+
 def uses_violations(text: str) -> list[str]:
     bad = []
-    for number, line in enumerate(text.splitlines(), 1):
-        match = USES_LINE.match(line)
-        if not match:
-            continue
-        ref, rest = match["ref"].strip("'\""), match["rest"]
+    for number, ref, rest in uses_refs(text):
         if ref.startswith("./"):
             continue  # an action in this repository
         if not PINNED.match(ref):
@@ -135,6 +140,17 @@ def uses_violations(text: str) -> list[str]:
         elif not VERSION_COMMENT.match(rest):
             bad.append(f"line {number}: {ref} has no `# vX.Y.Z` comment")
     return bad
+
+
+def pin_conflicts(texts: Iterable[str]) -> list[str]:
+    """Actions pinned (SHA and version comment) differently in different places."""
+    pins: dict[str, set[str]] = {}
+    for text in texts:
+        for _, ref, rest in uses_refs(text):
+            if "@" in ref:
+                action, sha = ref.split("@", 1)
+                pins.setdefault(action, set()).add(f"{sha} {rest.strip()}".strip())
+    return [f"{a} is pinned {len(p)} ways: {sorted(p)}" for a, p in pins.items() if len(p) > 1]
 
 
 def structure_violations(wf: dict[Any, Any]) -> list[str]:
@@ -185,9 +201,9 @@ def zizmor_findings(path: Path, persona: str) -> list[dict[str, Any]]:
     return findings
 
 
-def schema_errors(path: Path) -> str | None:
+def schema_errors(path: Path, schema: str = "vendor.github-workflows") -> str | None:
     result = subprocess.run(
-        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)],
+        [tool("check-jsonschema"), "--builtin-schema", schema, str(path)],
         check=False,
         capture_output=True,
         text=True,
@@ -215,14 +231,14 @@ jobs:
       - run: curl -fsSL https://example.invalid/install.sh | sh
       - run: uv run --locked just no-such-recipe
       - run: pip install boards
+      - run: uv sync --locked
+        shell: sh
+  release:
+    permissions:
+      contents: write
+    uses: ./.github/workflows/release.yml
+    secrets: inherit
 """
-
-
-@pytest.fixture(scope="module")
-def bad_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("wf") / "bad.yml"
-    path.write_text(BAD_WORKFLOW)
-    return path
 
 
 # ------------------------------------------------------------------------------------------
@@ -262,14 +278,11 @@ def test_zizmor_reports_nothing(persona: str) -> None:
 
 
 def test_same_pin_for_the_same_action_everywhere() -> None:
-    pins: dict[str, set[str]] = {}
-    for path in WORKFLOWS:
-        for line in path.read_text().splitlines():
-            match = USES_LINE.match(line)
-            if match and "@" in match["ref"]:
-                action, sha = match["ref"].split("@", 1)
-                pins.setdefault(action, set()).add(sha + match["rest"].strip())
-    assert {a: p for a, p in pins.items() if len(p) > 1} == {}
+    assert pin_conflicts(path.read_text() for path in WORKFLOWS) == []
+
+
+def test_dependabot_config_validates() -> None:
+    assert schema_errors(ROOT / ".github" / "dependabot.yml", "vendor.dependabot") is None
 
 
 # ------------------------------------------------------------------------------------------
@@ -282,6 +295,7 @@ def test_run_step_checker_rejects_bad_sample() -> None:
     assert "shell operator" in text  # curl | sh
     assert "no recipe 'no-such-recipe'" in text
     assert "'pip install boards' is not a just recipe or an allowed tool" in text
+    assert "shell 'sh'" in text
 
 
 @pytest.mark.parametrize(
@@ -294,6 +308,7 @@ def test_run_step_checker_rejects_bad_sample() -> None:
         "python3 .github/scripts/missing.py",
         "bash -c 'just test'",
         "echo $(id)",
+        "",  # an empty run:
     ],
 )
 def test_run_step_checker_rejects_line(line: str) -> None:
@@ -307,6 +322,15 @@ def test_uses_checker_rejects_bad_sample() -> None:
     assert any("has no `# vX.Y.Z` comment" in b for b in bad)
 
 
+def test_pin_checker_rejects_two_pins_of_one_action() -> None:
+    one = f"      - uses: actions/checkout@{'a' * 40} # v4.2.2\n"
+    other = f"      - uses: actions/checkout@{'b' * 40} # v4.2.2\n"
+    assert pin_conflicts([one, one]) == []
+    (conflict,) = pin_conflicts([one, other])
+    assert conflict.startswith("actions/checkout is pinned 2 ways")
+    assert pin_conflicts([one, one.replace("v4.2.2", "v4.2.1")]) != []  # same SHA, other comment
+
+
 def test_structure_checker_rejects_bad_sample() -> None:
     text = "\n".join(structure_violations(load(BAD_WORKFLOW)))
     assert "top-level permissions must be {}" in text
@@ -314,15 +338,29 @@ def test_structure_checker_rejects_bad_sample() -> None:
     assert "build: no job-level permissions" in text
     assert "build: no timeout-minutes" in text
     assert "checkout without persist-credentials: false" in text
+    assert "release: write permissions beyond packages" in text
+    assert "release: secrets: inherit" in text
 
 
-def test_schema_check_rejects_invalid_workflow(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("schema", "text"),
+    [
+        (
+            "vendor.github-workflows",
+            "on: push\njobs:\n  j:\n    runs-on: ubuntu-24.04\n    stepz: []\n",
+        ),
+        ("vendor.dependabot", "version: 2\nupdates:\n  - package-ecosystem: github-actions\n"),
+    ],
+)
+def test_schema_check_rejects_invalid_file(tmp_path: Path, schema: str, text: str) -> None:
     path = tmp_path / "invalid.yml"
-    path.write_text("on: push\njobs:\n  j:\n    runs-on: ubuntu-24.04\n    stepz: []\n")
-    assert schema_errors(path) is not None
+    path.write_text(text)
+    assert schema_errors(path, schema) is not None
 
 
-def test_zizmor_flags_bad_sample(bad_sample: Path) -> None:
+def test_zizmor_flags_bad_sample(tmp_path: Path) -> None:
+    bad_sample = tmp_path / "bad.yml"
+    bad_sample.write_text(BAD_WORKFLOW)
     idents = {f["ident"] for f in zizmor_findings(bad_sample, "regular")}
     assert {"template-injection", "unpinned-uses", "dangerous-triggers"} <= idents
 
@@ -335,8 +373,9 @@ def test_package_workflow_triggers_and_paths() -> None:
     on = wf["on"]
     assert set(on) == {"pull_request", "push", "workflow_dispatch"}
     assert on["push"]["branches"] == ["main"]
-    paths = set(on["pull_request"]["paths"])
-    assert {"packages/**", "uv.lock", "pyproject.toml", ".github/workflows/packages.yml"} <= paths
+    # Every pull request runs it (the discover job narrows the matrix), so `packages ok` always
+    # reports and can be a required check: a path-filtered workflow's check would stay pending.
+    assert not {"paths", "paths-ignore"} & set(on["pull_request"] or {})
     matrix = jobs(wf)["package"]["strategy"]["matrix"]["package"]
     assert "fromJSON(needs.discover.outputs.packages)" in matrix
     runs = [s["run"] for _, _, s in steps(wf) if "run" in s]
@@ -351,7 +390,7 @@ def _publish_steps() -> list[dict[str, Any]]:
     return list(jobs(wf)["publish"]["steps"])
 
 
-def _index(steps_: list[dict[str, Any]], predicate: Any) -> int:
+def _index(steps_: list[dict[str, Any]], predicate: Callable[[dict[str, Any]], bool]) -> int:
     return next(i for i, s in enumerate(steps_) if predicate(s))
 
 
@@ -389,7 +428,7 @@ def test_docs_name_every_workflow_secret_variable_and_allowed_tool() -> None:
             assert f"`{name}`" in docs, f"docs/ci.md does not document {name}"
     for path in WORKFLOWS:
         assert f"`{path.name}`" in docs, f"docs/ci.md does not describe {path.name}"
-    for allowed in RUN_ALLOWED_DOC:
+    for allowed in RUN_ALLOWED:
         assert f"`{allowed}" in docs, f"docs/ci.md does not list {allowed!r} as allowed"
 
 
@@ -420,18 +459,3 @@ def test_docs_compose_snippet_runs_the_published_image() -> None:
         "BOARDS_WORKER_THREADS",
     ):
         assert name in env
-
-
-def test_dependabot_config_validates() -> None:
-    result = subprocess.run(
-        [
-            tool("check-jsonschema"),
-            "--builtin-schema",
-            "vendor.dependabot",
-            str(ROOT / ".github" / "dependabot.yml"),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr

@@ -16,13 +16,17 @@ from tests.image.support import build_image
 
 
 @pytest.fixture(scope="session")
-def backend_image(python_image: str, uv_image: str) -> str:
-    """The image under test: built (or reused from the build cache) once per session, on the
-    base and uv images this session resolved (stand-ins are reported in the summary)."""
+def image_build_env(python_image: str, uv_image: str) -> dict[str, str]:
+    """The base and uv images this session resolved, for tools/image/build.sh (stand-ins are
+    reported in the session summary)."""
+    return {"BOARDS_PYTHON_IMAGE": python_image, "BOARDS_UV_IMAGE": uv_image}
+
+
+@pytest.fixture(scope="session")
+def backend_image(image_build_env: dict[str, str]) -> str:
+    """The image under test: built (or reused from the build cache) once per session."""
     tag = os.environ.get("BOARDS_TEST_IMAGE", "boards-backend:test")
-    os.environ["BOARDS_PYTHON_IMAGE"] = python_image  # tools/image/build.sh resolves these
-    os.environ["BOARDS_UV_IMAGE"] = uv_image
-    result = build_image(tag)
+    result = build_image(tag, env=image_build_env)
     assert result.returncode == 0, result.stderr[-4000:]
     return tag
 

@@ -3,10 +3,9 @@ testcontainers (ports published on 127.0.0.1 only), and read its state."""
 
 from __future__ import annotations
 
-import shutil
+import os
 import subprocess
-import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +22,15 @@ NETWORK_DB_URL = "postgresql://boards:boards@db:5432/boards"
 NETWORK_REDIS_URL = "redis://redis:6379/0"
 
 
-def build_image(tag: str, *extra: str, context: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    """Build with tools/image/build.sh (the `just image` script), plain progress, output kept."""
+def build_image(
+    tag: str, *extra: str, env: Mapping[str, str], context: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """Build with tools/image/build.sh (the `just image` script), plain progress, output kept.
+    `env` adds to this process's environment (the `image_build_env` fixture's base images)."""
     return subprocess.run(
         [str(BUILD), "--tag", tag, "--context", str(context), "--progress=plain", *extra],
         cwd=ROOT,
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         check=False,
@@ -35,19 +38,8 @@ def build_image(tag: str, *extra: str, context: Path = ROOT) -> subprocess.Compl
 
 
 def workspace_copy(dest: Path) -> Path:
-    """A copy of the workspace's tracked and new files, for builds that change files."""
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, files):
-        src = ROOT / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
+    """A copy of the workspace (tools/image/copy-workspace.sh), for builds that change files."""
+    subprocess.run([str(ROOT / "tools/image/copy-workspace.sh"), str(dest)], check=True)
     return dest
 
 
@@ -56,7 +48,6 @@ def backend(
     *command: str,
     env: dict[str, str] | None = None,
     network: Network | None = None,
-    alias: str | None = None,
     port: int | None = API_PORT,
     **docker_kwargs: Any,
 ) -> DockerContainer:
@@ -70,8 +61,6 @@ def backend(
         publish_on_loopback(container, port)
     if network is not None:
         container.with_network(network)
-        if alias:
-            container.with_network_aliases(alias)
     return container
 
 
@@ -98,12 +87,3 @@ def state(container: DockerContainer) -> dict[str, Any]:
     wrapped = container.get_wrapped_container()
     wrapped.reload()
     return dict(wrapped.attrs["State"])
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> None:
-    """Poll a condition that has no event to wait on (a job's status), with a deadline."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout}s")
-        time.sleep(interval)

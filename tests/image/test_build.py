@@ -41,56 +41,55 @@ def workspace(tmp_path: Path) -> Path:
     return workspace_copy(tmp_path / "workspace")
 
 
-def test_rebuild_without_change_reuses_every_step(backend_image: str) -> None:
-    result = build_image(backend_image)
+def test_rebuild_without_change_reuses_every_step(
+    backend_image: str, image_build_env: dict[str, str]
+) -> None:
+    result = build_image(backend_image, env=image_build_env)
     assert result.returncode == 0, result.stderr[-3000:]
     steps = dockerfile_steps(result.stderr)
     assert steps, result.stderr[-3000:]
     assert all(steps.values()), {title: hit for title, hit in steps.items() if not hit}
 
 
-def test_code_change_keeps_the_dependency_layer(backend_image: str, workspace: Path) -> None:
+def test_code_change_keeps_the_dependency_layer(
+    backend_image: str, image_build_env: dict[str, str], workspace: Path
+) -> None:
     module = workspace / "packages/backend/src/boards/__init__.py"
     module.write_text(module.read_text() + f"\n# cache test {uuid.uuid4()}\n")
-    result = build_image("boards-backend:cache-test", context=workspace)
+    result = build_image("boards-backend:cache-test", env=image_build_env, context=workspace)
     assert result.returncode == 0, result.stderr[-3000:]
     steps = dockerfile_steps(result.stderr)
     assert step(steps, "uv sync --frozen") is True  # dependencies reused
     assert step(steps, "--locked") is False  # the application rebuilt
 
 
-def test_stale_lock_fails_the_build_with_uvs_message(workspace: Path) -> None:
+def test_stale_lock_fails_the_build_with_uvs_message(
+    image_build_env: dict[str, str], workspace: Path
+) -> None:
     # Any member's pyproject.toml counts, even one whose code never reaches the image.
     client = workspace / "packages/client/pyproject.toml"
     client.write_text(
         client.read_text().replace("dependencies = [", 'dependencies = ["six>=1", ', 1)
     )
-    result = build_image("boards-backend:stale-lock-test", context=workspace)
+    result = build_image("boards-backend:stale-lock-test", env=image_build_env, context=workspace)
     assert result.returncode != 0
     assert "needs to be updated" in result.stderr, result.stderr[-3000:]
 
 
-def test_ca_bundle_and_index_url_never_land_in_the_image(tmp_path: Path) -> None:
+def test_ca_bundle_and_index_url_never_land_in_the_image(
+    tmp_path: Path, image_build_env: dict[str, str]
+) -> None:
     marker = f"boards-secret-marker-{uuid.uuid4()}"
     system_bundle = Path(os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"))
     bundle = tmp_path / "ca.pem"
     bundle.write_text(system_bundle.read_text() + f"\n# {marker}\n")
     tag = "boards-backend:secret-test"
-    result = subprocess.run(
-        [
-            str(ROOT / "tools/image/build.sh"),
-            "--tag",
-            tag,
-            "--no-cache",
-            "--progress=plain",
-            "--build-arg",
-            "UV_DEFAULT_INDEX=https://pypi.org/simple",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "BOARDS_BUILD_CA_BUNDLE": str(bundle)},
-        capture_output=True,
-        text=True,
-        check=False,
+    result = build_image(
+        tag,
+        "--no-cache",
+        "--build-arg",
+        "UV_DEFAULT_INDEX=https://pypi.org/simple",
+        env={**image_build_env, "BOARDS_BUILD_CA_BUNDLE": str(bundle)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     try:

@@ -6,11 +6,12 @@ import re
 import uuid
 from collections.abc import Iterator
 
-import docker
 import httpx
 import pytest
 import sqlalchemy as sa
 from boards_client import BoardsClient
+from boards_testing.waiting import wait_for
+from docker import DockerClient
 from testcontainers.community.postgres import PostgresContainer
 from testcontainers.community.redis import RedisContainer
 from testcontainers.core.network import Network
@@ -25,7 +26,6 @@ from tests.image.support import (
     state,
     wait_exit,
     wait_healthy,
-    wait_until,
 )
 
 # The first ticket's environment: hosts that do not exist.
@@ -94,7 +94,7 @@ def test_api_role_migrates_sqlite_then_serves(backend_image: str) -> None:
     with api:
         wait_healthy(api)
         text = logs(api)
-        migrated = re.search(r"(?i)migrat", text)
+        migrated = re.search(r"database schema upgraded to \S+", text)
         serving = re.search(r"Uvicorn running|Application startup complete", text)
         assert migrated and serving and migrated.start() < serving.start(), text
         assert api.exec(["test", "-s", "/app/data/boards.db"]).exit_code == 0
@@ -162,9 +162,8 @@ def test_bad_setting_exits_2_with_one_line(
 
 
 @pytest.fixture
-def data_volume() -> Iterator[str]:
-    client = docker.from_env()
-    volume = client.volumes.create(f"boards-test-{uuid.uuid4().hex[:8]}")
+def data_volume(docker_client: DockerClient) -> Iterator[str]:
+    volume = docker_client.volumes.create(f"boards-test-{uuid.uuid4().hex[:8]}")
     yield volume.name
     volume.remove(force=True)
 
@@ -218,7 +217,12 @@ def test_job_round_trip_and_graceful_stop(
 
             # A job in flight when the worker is stopped is finished (or handed back).
             slow = client.create_job("slow one", delay_seconds=2)
-            wait_until(lambda: client.get_job(slow.id).status == "running", timeout=30)
+            wait_for(
+                lambda: client.get_job(slow.id).status == "running",
+                timeout=30,
+                interval=0.1,
+                what="the worker to pick the slow job up",
+            )
             worker.get_wrapped_container().stop(timeout=10)
             assert state(worker)["ExitCode"] == 0, logs(worker)
             assert client.get_job(slow.id).status in {"succeeded", "queued"}

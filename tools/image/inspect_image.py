@@ -36,22 +36,12 @@ def docker_json(*args: str) -> Any:
 
 def history(image: str) -> list[dict[str, Any]]:
     out = subprocess.run(
-        ["docker", "history", "--no-trunc", "--format", "{{json .}}", image],
+        ["docker", "history", "--no-trunc", "--human=false", "--format", "{{json .}}", image],
         check=True,
         capture_output=True,
         text=True,
     ).stdout
     return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-
-def layer_bytes(row: dict[str, Any]) -> int:
-    """`docker history` prints human sizes ("12.3MB"); turn them back into bytes."""
-    text = row["Size"].strip()
-    units = {"B": 1, "kB": 1_000, "KB": 1_000, "MB": MB, "GB": 1_000 * MB}
-    for unit in sorted(units, key=len, reverse=True):
-        if text.endswith(unit):
-            return int(float(text[: -len(unit)]) * units[unit])
-    return int(float(text))
 
 
 def dive_stats(image: str) -> dict[str, Any]:
@@ -96,7 +86,7 @@ def collect(image: str) -> dict[str, Any]:
         "layers_total": len(info["RootFS"]["Layers"]),
         "layers_added": len(info["RootFS"]["Layers"]) - base_layers,
         "added_steps": [
-            {"bytes": layer_bytes(r), "created_by": r["CreatedBy"]} for r in rows[base_rows:]
+            {"bytes": int(r["Size"]), "created_by": r["CreatedBy"]} for r in rows[base_rows:]
         ],
         "user": config.get("User", ""),
         "workdir": config.get("WorkingDir", ""),

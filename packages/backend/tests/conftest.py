@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ import psycopg
 import pytest
 from boards.migrations import upgrade_to_head
 from boards.settings import Settings, default_alembic_ini, load_settings
+from boards_testing.waiting import wait_for
 from sqlalchemy import make_url
 
 BIN = Path(sys.executable).parent
@@ -35,22 +35,6 @@ def _clean_boards_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.upper().startswith("BOARDS_"):
             monkeypatch.delenv(name)
-
-
-def wait_for(
-    predicate: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.2, what: str = ""
-) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(
-        f"timed out after {timeout:.0f}s waiting for {what or predicate!r} (last: {last!r})"
-    )
 
 
 def free_port() -> int:

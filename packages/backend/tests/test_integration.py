@@ -70,6 +70,13 @@ def worker_settings(migrated_pg_url: str, clean_redis_url: str, tmp_path: Path) 
     }
 
 
+@pytest.fixture
+def client(worker_settings: dict[str, str]) -> Iterator[TestClient]:
+    """The API in-process (TestClient), on the same database and Redis as the worker."""
+    with TestClient(create_app(load_settings(**worker_settings))) as api:
+        yield api
+
+
 def _job(client: Any, job_id: str) -> dict[str, Any]:
     response = client.get(f"/api/v1/jobs/{job_id}")
     assert response.status_code == 200, response.text
@@ -85,6 +92,26 @@ def _wait_status(
         timeout=timeout,
         what=f"job {job_id} to become {sorted(statuses)}",
     )
+
+
+def _submit_and_wait_running(
+    h: SimpleNamespace, client: Any, payload: str, delay_seconds: float
+) -> str:
+    """Submit a job and wait until a worker is running it; returns its id."""
+    response = client.post(
+        "/api/v1/jobs", json={"payload": payload, "delay_seconds": delay_seconds}
+    )
+    assert response.status_code == 202, response.text
+    job_id: str = response.json()["id"]
+    _wait_status(h, client, job_id, {"running"})
+    return job_id
+
+
+def _stop_quickly(h: SimpleNamespace, proc: Proc) -> None:
+    """SIGTERM: the process exits 0 well inside Docker's 10 s stop timeout."""
+    started = time.monotonic()
+    assert h.stop_process(proc.popen) == 0, proc.output()
+    assert time.monotonic() - started < 10
 
 
 def _heartbeats(run_dir: Path) -> list[Path]:
@@ -145,23 +172,17 @@ def test_job_round_trip_through_uvicorn_redis_and_the_worker(
 
 
 def test_failing_job_and_worker_heartbeat(
-    h: SimpleNamespace, start: StartProc, worker_settings: dict[str, str]
+    h: SimpleNamespace, start: StartProc, worker_settings: dict[str, str], client: TestClient
 ) -> None:
     run_dir = Path(worker_settings["run_dir"])
     worker = start("worker", **worker_settings)
-    settings = load_settings(**worker_settings)
-    with TestClient(create_app(settings)) as client:
-        failing = client.post("/api/v1/jobs", json={"payload": "fail: on purpose"})
-        fine = client.post("/api/v1/jobs", json={"payload": "fine", "delay_seconds": 0.5})
-        assert failing.status_code == fine.status_code == 202
+    failing = client.post("/api/v1/jobs", json={"payload": "fail: on purpose"})
+    fine = client.post("/api/v1/jobs", json={"payload": "fine", "delay_seconds": 0.5})
+    assert failing.status_code == fine.status_code == 202
 
-        failed = _wait_status(h, client, failing.json()["id"], {"succeeded", "failed"})
-        assert (failed["status"], failed["error"], failed["result"]) == (
-            "failed",
-            "on purpose",
-            None,
-        )
-        assert _wait_status(h, client, fine.json()["id"], {"succeeded"})["result"]["words"] == 1
+    failed = _wait_status(h, client, failing.json()["id"], {"succeeded", "failed"})
+    assert (failed["status"], failed["error"], failed["result"]) == ("failed", "on purpose", None)
+    assert _wait_status(h, client, fine.json()["id"], {"succeeded"})["result"]["words"] == 1
     assert "Retrying" not in worker.output(), "a deterministic failure is not retried"
 
     # Heartbeat: present and fresh while the worker runs, gone after a clean stop.
@@ -174,46 +195,32 @@ def test_failing_job_and_worker_heartbeat(
     assert check.returncode == 0, check.stderr
     assert "worker heartbeat" in check.stdout
 
-    started = time.monotonic()
-    assert h.stop_process(worker.popen) == 0, worker.output()
-    assert time.monotonic() - started < 10
+    _stop_quickly(h, worker)
     assert _heartbeats(run_dir) == []
 
 
 def test_sigterm_lets_a_short_job_finish(
-    h: SimpleNamespace, start: StartProc, worker_settings: dict[str, str]
+    h: SimpleNamespace, start: StartProc, worker_settings: dict[str, str], client: TestClient
 ) -> None:
     worker = start("worker", **worker_settings)
-    with TestClient(create_app(load_settings(**worker_settings))) as client:
-        job_id = client.post("/api/v1/jobs", json={"payload": "short", "delay_seconds": 2}).json()[
-            "id"
-        ]
-        _wait_status(h, client, job_id, {"running"})
-        started = time.monotonic()
-        assert h.stop_process(worker.popen) == 0, worker.output()
-        assert time.monotonic() - started < 10
-        assert _job(client, job_id)["status"] == "succeeded"
+    job_id = _submit_and_wait_running(h, client, "short", delay_seconds=2)
+    _stop_quickly(h, worker)
+    assert _job(client, job_id)["status"] == "succeeded"
 
 
 def test_sigterm_hands_a_long_job_back_to_the_queue(
-    h: SimpleNamespace, start: StartProc, worker_settings: dict[str, str]
+    h: SimpleNamespace, start: StartProc, worker_settings: dict[str, str], client: TestClient
 ) -> None:
     first = start("worker", worker_shutdown_timeout="2", **worker_settings)
-    with TestClient(create_app(load_settings(**worker_settings))) as client:
-        job_id = client.post("/api/v1/jobs", json={"payload": "long", "delay_seconds": 6}).json()[
-            "id"
-        ]
-        _wait_status(h, client, job_id, {"running"})
-        started = time.monotonic()
-        assert h.stop_process(first.popen) == 0, first.output()
-        assert time.monotonic() - started < 10
-        assert _job(client, job_id)["status"] == "queued", first.output()
-        assert "handed back to the queue" in first.output()
+    job_id = _submit_and_wait_running(h, client, "long", delay_seconds=6)
+    _stop_quickly(h, first)
+    assert _job(client, job_id)["status"] == "queued", first.output()
+    assert "handed back to the queue" in first.output()
 
-        second = start("worker", **worker_settings)
-        job = _wait_status(h, client, job_id, {"succeeded", "failed"}, timeout=60)
-        assert job["status"] == "succeeded", second.output()
-        assert job["result"]["characters"] == 4
+    second = start("worker", **worker_settings)
+    job = _wait_status(h, client, job_id, {"succeeded", "failed"}, timeout=60)
+    assert job["status"] == "succeeded", second.output()
+    assert job["result"]["characters"] == 4
 
 
 def test_worker_keeps_running_while_redis_is_unreachable(
@@ -235,9 +242,7 @@ def test_worker_keeps_running_while_redis_is_unreachable(
     check = h.run_boards("healthcheck", env=worker.env)
     assert check.returncode == 1
     assert "stale" in check.stderr, "the worker is found (not the API) and reported unhealthy"
-    started = time.monotonic()
-    assert h.stop_process(worker.popen) == 0, worker.output()
-    assert time.monotonic() - started < 10
+    _stop_quickly(h, worker)
 
 
 def test_readiness_follows_redis(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -10,32 +13,36 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from boards.db import new_engine
 from boards.migrations import (
+    MigrationError,
     current_revision,
     downgrade,
     head_revision,
     upgrade_to_head,
 )
 from boards.models import Base
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
+
+
+@contextmanager
+def _connect(url: str) -> Iterator[Connection]:
+    """One connection on an engine of its own, disposed afterwards."""
+    engine = new_engine(url)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 def _state(url: str) -> tuple[str | None, set[str]]:
-    engine = new_engine(url)
-    try:
-        with engine.connect() as conn:
-            return current_revision(conn), set(inspect(conn).get_table_names())
-    finally:
-        engine.dispose()
+    with _connect(url) as conn:
+        return current_revision(conn), set(inspect(conn).get_table_names())
 
 
 def _model_diff(url: str) -> list[object]:
-    engine = new_engine(url)
-    try:
-        with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
-            return list(compare_metadata(context, Base.metadata))
-    finally:
-        engine.dispose()
+    with _connect(url) as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
 
 
 def _up_down_up(url: str, h: SimpleNamespace) -> None:
@@ -66,11 +73,7 @@ def test_up_down_up_on_postgresql(fresh_pg_url: str, h: SimpleNamespace) -> None
     _up_down_up(fresh_pg_url, h)
 
 
-def test_missing_alembic_ini_is_a_clear_error(sqlite_url: str, tmp_path: object) -> None:
-    from pathlib import Path
-
-    from boards.migrations import MigrationError
-
+def test_missing_alembic_ini_is_a_clear_error(sqlite_url: str) -> None:
     with pytest.raises(MigrationError, match="BOARDS_ALEMBIC_INI"):
         upgrade_to_head(sqlite_url, Path("/nonexistent/alembic.ini"))
 
@@ -93,14 +96,10 @@ def test_concurrent_upgrades_end_with_one_schema(fresh_pg_url: str, h: SimpleNam
     assert sum("upgrading database schema from None" in out for out in outputs) == 1, outputs
     assert sum("database schema is at head 0001" in out for out in outputs) == 2, outputs
 
-    engine = new_engine(fresh_pg_url)
-    try:
-        with engine.connect() as conn:
-            versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
-            jobs_tables = conn.execute(
-                text("SELECT count(*) FROM pg_tables WHERE tablename = 'jobs'")
-            ).scalar_one()
-    finally:
-        engine.dispose()
+    with _connect(fresh_pg_url) as conn:
+        versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+        jobs_tables = conn.execute(
+            text("SELECT count(*) FROM pg_tables WHERE tablename = 'jobs'")
+        ).scalar_one()
     assert versions == [("0001",)]
     assert jobs_tables == 1

@@ -85,9 +85,25 @@ def test_hand_back_interrupts_messages_still_running(tmp_path: Path) -> None:
 
 def test_hand_back_leaves_quick_jobs_alone() -> None:
     middleware = HandBackOnShutdown(grace=0.5)
+    interrupted: list[int] = []
+    interrupt_all = middleware.interrupt_all
+
+    def recording_interrupt_all() -> int:
+        interrupted.append(interrupt_all())
+        return interrupted[-1]
+
+    middleware.interrupt_all = recording_interrupt_all  # type: ignore[method-assign]
+
+    middleware.before_process_message(None, _message("job-2"))  # type: ignore[arg-type]
     middleware.before_worker_shutdown(None, None)  # type: ignore[arg-type]
-    time.sleep(0.7)  # the timer fires with nothing in flight
-    assert middleware.interrupt_all() == 0
+    # The job finishes inside the grace period...
+    middleware.after_process_message(None, _message("job-2"))  # type: ignore[arg-type]
+    timer = middleware._timer
+    assert timer is not None
+    timer.join(timeout=5)
+    # ...so when the timer fires, it has nothing in flight to interrupt.
+    assert interrupted == [0]
+    middleware.after_worker_shutdown(None, None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("timeout", "grace"), [(5, 4), (1, 0.5), (10, 9)])

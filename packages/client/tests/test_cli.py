@@ -11,19 +11,18 @@ from boards_client import BoardsClient, cli
 from boards_client.testing import FakeBoardsApi
 
 
-@pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> FakeBoardsApi:
-    fake = FakeBoardsApi()
+@pytest.fixture(autouse=True)
+def seen_urls(api: FakeBoardsApi, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every CLI run talks to the `api` fake; the list records the base URLs it was given."""
     seen: list[str] = []
 
     def make(base_url: str, *args: Any, **kwargs: Any) -> BoardsClient:
         seen.append(base_url)
-        return BoardsClient(base_url, *args, transport=fake.transport(), **kwargs)
+        return BoardsClient(base_url, *args, transport=api.transport(), **kwargs)
 
     monkeypatch.setattr(cli, "BoardsClient", make)
     monkeypatch.delenv(cli.URL_ENV, raising=False)
-    fake.seen_urls = seen  # type: ignore[attr-defined]
-    return fake
+    return seen
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -33,7 +32,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 
 
 def test_submit_wait_prints_finished_job(
-    api: FakeBoardsApi, capsys: pytest.CaptureFixture[str]
+    seen_urls: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = run(["submit", "hello", "--url", "http://api:8800", "--wait"], capsys)
     assert code == 0, err
@@ -41,30 +40,28 @@ def test_submit_wait_prints_finished_job(
     assert job["status"] == "succeeded"
     assert job["result"]["words"] == 1
     assert set(job) == {"id", "status", "result", "error", "created_at", "updated_at"}
-    assert api.seen_urls == ["http://api:8800"]  # type: ignore[attr-defined]
+    assert seen_urls == ["http://api:8800"]
 
 
 def test_submit_without_wait_prints_queued(
-    api: FakeBoardsApi, capsys: pytest.CaptureFixture[str]
+    api: FakeBoardsApi, seen_urls: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run(["submit", "hello", "--delay", "2"], capsys)
     assert code == 0
     assert json.loads(out)["status"] == "queued"
     assert api.bodies == [{"payload": "hello", "delay_seconds": 2.0}]
-    assert api.seen_urls == [cli.DEFAULT_URL]  # type: ignore[attr-defined]
+    assert seen_urls == [cli.DEFAULT_URL]
 
 
 def test_url_from_environment(
-    api: FakeBoardsApi, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    seen_urls: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(cli.URL_ENV, "http://from-env:1")
     assert run(["health"], capsys)[0] == 0
-    assert api.seen_urls == ["http://from-env:1"]  # type: ignore[attr-defined]
+    assert seen_urls == ["http://from-env:1"]
 
 
-def test_failed_job_exits_1_and_still_prints(
-    api: FakeBoardsApi, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_failed_job_exits_1_and_still_prints(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["submit", "fail", "--wait"], capsys)
     assert code == 1
     assert json.loads(out)["error"] == "payload asked to fail"
@@ -81,7 +78,7 @@ def test_wait_timeout_is_one_line_exit_1(
     assert err.startswith("boards-client: error: job job-1 still")
 
 
-def test_get_unknown_job_exits_1(api: FakeBoardsApi, capsys: pytest.CaptureFixture[str]) -> None:
+def test_get_unknown_job_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(["get", "missing"], capsys)
     assert code == 1
     assert "404" in err and err.count("\n") == 1
@@ -98,6 +95,7 @@ def test_get_unknown_job_exits_1(api: FakeBoardsApi, capsys: pytest.CaptureFixtu
         ["submit", "x", "--delay", "-1"],
         ["submit", "x", "--delay", "nan"],
         ["submit", "x", "--url", "localhost:8800"],
+        ["get", "../health"],
     ],
 )
 def test_bad_input_is_one_line_exit_2(

@@ -124,10 +124,14 @@ def test_non_2xx_is_boards_error_with_status_and_body() -> None:
     assert "POST http://x/api/v1/jobs answered 422" in str(err.value)
 
 
-def test_non_json_answer_is_boards_error() -> None:
-    transport = httpx.MockTransport(lambda r: httpx.Response(200, text="<html>"))
-    with BoardsClient("http://x", transport=transport) as c, pytest.raises(BoardsError):
+@pytest.mark.parametrize(
+    "answer", [httpx.Response(200, text="<html>"), httpx.Response(200, json=["a", "list"])]
+)
+def test_non_json_or_non_object_answer_is_boards_error(answer: httpx.Response) -> None:
+    transport = httpx.MockTransport(lambda r: answer)
+    with BoardsClient("http://x", transport=transport) as c, pytest.raises(BoardsError) as err:
         c.health()
+    assert "GET http://x/health answered 200" in str(err.value)
 
 
 def test_job_answer_without_id_is_boards_error() -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
 
+
+@cache  # read once: the health endpoints report it on every probe
 def version() -> str:
     """The installed boards-backend version (``0+unknown`` when not installed)."""
     from importlib.metadata import PackageNotFoundError

@@ -18,6 +18,9 @@ import urllib.request
 from pathlib import Path
 
 HEARTBEAT_MAX_AGE = 20.0
+#: Worker processes write ``<run dir>/worker-<pid>.heartbeat`` (boards.workers.middleware).
+HEARTBEAT_PREFIX = "worker-"
+HEARTBEAT_SUFFIX = ".heartbeat"
 HTTP_TIMEOUT = 3.0
 DEFAULT_RUN_DIR = "/tmp/boards"  # noqa: S108 (the worker's heartbeat dir, see settings)
 DEFAULT_PORT = 8800
@@ -32,7 +35,7 @@ def _env(name: str, default: str) -> str:
 def newest_heartbeat_age(run_dir: Path, now: float | None = None) -> float | None:
     """Age in seconds of the newest heartbeat file, or None if there is none."""
     try:
-        files = list(run_dir.glob("worker-*.heartbeat"))
+        files = list(run_dir.glob(f"{HEARTBEAT_PREFIX}*{HEARTBEAT_SUFFIX}"))
     except OSError:
         return None
     newest: float | None = None

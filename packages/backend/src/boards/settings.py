@@ -19,7 +19,6 @@ ENV_PREFIX = "BOARDS_"
 EXIT_BAD_SETTING = 2
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
-LOG_LEVELS: tuple[str, ...] = ("critical", "error", "warning", "info", "debug")
 
 _DB_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 _REDIS_SCHEMES = ("redis", "rediss")

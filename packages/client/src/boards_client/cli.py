@@ -96,13 +96,8 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def run(args: argparse.Namespace) -> int:
-    url = args.url or os.environ.get(URL_ENV) or DEFAULT_URL
-    try:
-        client = BoardsClient(url)
-    except ValueError as exc:
-        return _fail(str(exc), EXIT_USAGE)
-    with client:
+def run(args: argparse.Namespace, url: str) -> int:
+    with BoardsClient(url) as client:
         if args.command == "health":
             _print_json(client.system_health())
             return EXIT_OK
@@ -121,20 +116,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
+    url = args.url or os.environ.get(URL_ENV) or DEFAULT_URL
     try:
-        return run(args)
-    except ValueError as exc:  # e.g. a malformed job id
+        return run(args, url)
+    except ValueError as exc:  # a malformed URL or job id
         return _fail(str(exc), EXIT_USAGE)
-    except BoardsError as exc:
-        return _fail(str(exc), EXIT_FAILED)
-    except TimeoutError as exc:
+    except (BoardsError, TimeoutError) as exc:
         return _fail(str(exc), EXIT_FAILED)
     except httpx.HTTPError as exc:
-        return _fail(
-            f"cannot reach {args.url or os.environ.get(URL_ENV) or DEFAULT_URL}: "
-            f"{exc.__class__.__name__}: {exc}",
-            EXIT_FAILED,
-        )
+        return _fail(f"cannot reach {url}: {exc.__class__.__name__}: {exc}", EXIT_FAILED)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,6 +28,16 @@ class BoardsError(Exception):
         snippet = body if len(body) <= 200 else body[:200] + "..."
         super().__init__(f"{where}answered {status_code}: {snippet}")
 
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> BoardsError:
+        """The error for an answer the client cannot use, naming the request it answered."""
+        return cls(
+            response.status_code,
+            response.text,
+            method=response.request.method,
+            url=str(response.url),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Job:
@@ -137,9 +147,7 @@ class BoardsClient:
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = self._http.request(method, path, **kwargs)
         if not response.is_success:
-            raise BoardsError(
-                response.status_code, response.text, method=method, url=str(response.url)
-            )
+            raise BoardsError.from_response(response)
         return response
 
     @staticmethod
@@ -147,18 +155,13 @@ class BoardsClient:
         try:
             return response.json()
         except ValueError as exc:
-            raise BoardsError(
-                response.status_code,
-                response.text,
-                method=response.request.method,
-                url=str(response.url),
-            ) from exc
+            raise BoardsError.from_response(response) from exc
 
     def _json_object(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = self._request(method, path, **kwargs)
         data = self._json(response)
         if not isinstance(data, dict):
-            raise BoardsError(response.status_code, response.text, method=method, url=path)
+            raise BoardsError.from_response(response)
         return data
 
     def _job(self, method: str, path: str, **kwargs: Any) -> Job:
@@ -166,9 +169,7 @@ class BoardsClient:
         try:
             return Job.from_api(self._json(response))
         except ValueError as exc:
-            raise BoardsError(
-                response.status_code, response.text, method=method, url=str(response.url)
-            ) from exc
+            raise BoardsError.from_response(response) from exc
 
     # -- health ----------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
@@ -185,9 +186,7 @@ class BoardsClient:
         if response.status_code == httpx.codes.SERVICE_UNAVAILABLE:
             return False
         if not response.is_success:
-            raise BoardsError(
-                response.status_code, response.text, method="GET", url=str(response.url)
-            )
+            raise BoardsError.from_response(response)
         return True
 
     # -- jobs ------------------------------------------------------------------------------

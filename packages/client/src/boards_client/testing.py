@@ -10,8 +10,7 @@ the client (and for the client's own tests)::
 
 It fakes the HTTP contract only, not the service: each GET of a job advances it one step along
 queued -> running -> succeeded (result: the backend's {characters, words, sha256}), or failed
-when the payload is
-``"fail"``; ``ready = False`` makes the readiness route answer 503.
+when the payload is ``"fail"``; ``ready = False`` makes the readiness route answer 503.
 """
 
 from __future__ import annotations

@@ -106,17 +106,18 @@ def _docker() -> Any:
     """A docker SDK client; starts the engine with tools/engine/ensure-docker.sh if need be."""
     import docker
 
-    try:
+    def connect() -> Any:
         client = docker.from_env(timeout=int(PULL_TIMEOUT_SECONDS))
         client.ping()
         return client
+
+    try:
+        return connect()
     except docker.errors.DockerException:
         ensure = repo_root() / "tools" / "engine" / "ensure-docker.sh"
         subprocess.run([str(ensure)], check=False)  # noqa: S603 - our own script
     try:
-        client = docker.from_env(timeout=int(PULL_TIMEOUT_SECONDS))
-        client.ping()
-        return client
+        return connect()
     except docker.errors.DockerException as exc:
         raise ImageError(f"no Docker engine answers: {exc}") from exc
 

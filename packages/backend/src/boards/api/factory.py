@@ -87,12 +87,11 @@ class Services:
 def _probe_database(services: Services) -> tuple[ComponentStatus, MigrationStatus]:
     """One short connection: reachability and the schema revision."""
     head: str | None = None
+    head_error: str | None = None
     try:
         head = head_revision(services.settings.alembic_ini)
     except Exception as exc:
-        head_error: str | None = one_line(exc)
-    else:
-        head_error = None
+        head_error = one_line(exc)
     try:
         with services.database.engine.connect() as conn:
             if conn.dialect.name == "postgresql":

@@ -15,6 +15,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware, Shutdown
 from dramatiq.threading import is_gevent_active, raise_thread_exception
 
+from boards.healthcheck import HEARTBEAT_PREFIX, HEARTBEAT_SUFFIX
 from boards.logs import one_line
 
 logger = logging.getLogger("boards.worker")
@@ -22,12 +23,11 @@ logger = logging.getLogger("boards.worker")
 #: Seconds between heartbeats. The HEALTHCHECK calls a worker healthy while the newest
 #: heartbeat file is younger than ``boards.healthcheck.HEARTBEAT_MAX_AGE`` (20 s).
 HEARTBEAT_INTERVAL = 5.0
-HEARTBEAT_PREFIX = "worker-"
-HEARTBEAT_SUFFIX = ".heartbeat"
 
 
-def heartbeat_path(run_dir: Path, pid: int | None = None) -> Path:
-    return run_dir / f"{HEARTBEAT_PREFIX}{pid or os.getpid()}{HEARTBEAT_SUFFIX}"
+def heartbeat_path(run_dir: Path) -> Path:
+    """This process's heartbeat file (the name ``boards.healthcheck`` looks for)."""
+    return run_dir / f"{HEARTBEAT_PREFIX}{os.getpid()}{HEARTBEAT_SUFFIX}"
 
 
 class Heartbeat(Middleware):
@@ -63,11 +63,15 @@ class Heartbeat(Middleware):
         if self.failures:
             logger.info("heartbeat: redis answers again after %d failures", self.failures)
         self.failures = 0
+        return self._write()
+
+    def _write(self, times: tuple[int, int] | None = None) -> bool:
+        """Create or touch this process's file; ``times`` sets its (atime, mtime)."""
         path = heartbeat_path(self.run_dir)
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             path.touch()
-            os.utime(path)
+            os.utime(path, times)
         except OSError as exc:
             logger.error("heartbeat: cannot write %s: %s", path, exc)
             return False
@@ -85,15 +89,7 @@ class Heartbeat(Middleware):
         The health check then knows it is looking at a worker (and reports it stale) until the
         first successful ping, instead of probing for an API that does not exist.
         """
-        path = heartbeat_path(self.run_dir)
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            path.touch()
-            os.utime(path, (0, 0))
-        except OSError as exc:
-            logger.error("heartbeat: cannot write %s: %s", path, exc)
-            return
-        self.path = path
+        self._write((0, 0))
 
     def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
         self.announce()
