@@ -7,6 +7,8 @@ either as `boards api` (uvicorn) or in-process through TestClient.
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -48,8 +50,14 @@ def start(h: SimpleNamespace, tmp_path: Path) -> Iterator[StartProc]:
         log = tmp_path / f"{role}-{len(started)}.log"
         env = h.base_env(**{f"BOARDS_{k.upper()}": str(v) for k, v in settings.items()})
         with log.open("wb") as out:
+            # A session of its own, so a test can SIGKILL the whole process tree (dramatiq's
+            # supervisor and its worker processes), as the OOM killer or `docker kill` would.
             popen = subprocess.Popen(
-                [h.BOARDS, role], env=env, stdout=out, stderr=subprocess.STDOUT
+                [h.BOARDS, role],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         proc = Proc(popen, log, env)
         started.append(proc)
@@ -67,6 +75,7 @@ def worker_settings(migrated_pg_url: str, clean_redis_url: str, tmp_path: Path) 
         "redis_url": clean_redis_url,
         "run_dir": str(tmp_path / "run"),
         "worker_threads": "4",
+        "worker_metrics_port": "0",
     }
 
 
@@ -284,3 +293,50 @@ def test_readiness_follows_redis(
                 timeout=60,
                 what="readiness to come back with Redis",
             )
+
+
+def test_a_killed_workers_job_runs_again_on_another_worker(
+    h: SimpleNamespace, start: StartProc, worker_settings: dict[str, str], client: TestClient
+) -> None:
+    fast = {**worker_settings, "job_lease": "3", "reconcile_interval": "1"}
+    fast["broker_heartbeat_timeout"] = "2"
+    first = start("worker", **fast)
+    job_id = _submit_and_wait_running(h, client, "survivor", delay_seconds=4)
+    os.killpg(first.popen.pid, signal.SIGKILL)  # no shutdown, no hand-back: the lease runs out
+    first.popen.wait(timeout=10)
+
+    metrics_port = h.free_port()
+    second = start("worker", **{**fast, "worker_metrics_port": str(metrics_port)})
+    job = _wait_status(h, client, job_id, {"succeeded", "failed"}, timeout=60)
+    assert job["status"] == "succeeded", second.output()
+    assert job["attempts"] == 2  # claimed once by each worker; the result written once
+
+    text = h.wait_for(
+        lambda: _get_text(f"http://127.0.0.1:{metrics_port}/metrics"),
+        timeout=30,
+        what="the worker's metrics endpoint",
+    )
+    assert 'boards_reconciler_runs_total{outcome="ok"}' in text
+    assert "dramatiq_message_duration_milliseconds_bucket" in text
+
+
+def test_jobs_flushed_from_redis_are_sent_again(
+    h: SimpleNamespace, start: StartProc, worker_settings: dict[str, str], client: TestClient
+) -> None:
+    import redis
+
+    ids = [client.post("/api/v1/jobs", json={"payload": f"j{i}"}).json()["id"] for i in range(5)]
+    redis.Redis.from_url(worker_settings["redis_url"]).flushall()  # the queue forgets them
+    worker = start("worker", reconcile_interval="1", reconcile_queued_after="8", **worker_settings)
+    for job_id in ids:
+        job = _wait_status(h, client, job_id, {"succeeded", "failed"}, timeout=60)
+        assert job["status"] == "succeeded", worker.output()
+    assert "lost from the queue" in worker.output()
+
+
+def _get_text(url: str) -> str | None:
+    try:
+        response = httpx.get(url, timeout=2)
+    except httpx.HTTPError:
+        return None
+    return response.text if response.status_code == 200 else None

@@ -30,6 +30,11 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert settings.job_time_limit == 30
     assert settings.job_max_retries == 3
     assert settings.run_dir == Path("/tmp/boards")
+    assert settings.api_max_body_bytes == 1_048_576
+    assert (settings.job_lease, settings.job_max_deliveries) == (15, 5)
+    assert (settings.reconcile_interval, settings.reconcile_queued_after) == (5, 10)
+    assert settings.broker_heartbeat_timeout == 10
+    assert settings.worker_metrics_port == 9191
     assert settings.effective_database_url == f"sqlite:///{tmp_path / 'data' / 'boards.db'}"
     assert settings.database_backend == "sqlite"
     assert settings.alembic_ini == default_alembic_ini()
@@ -101,6 +106,13 @@ BAD_VALUES = [
     ("BOARDS_JOB_TIME_LIMIT", "0", "seconds > 0"),
     ("BOARDS_JOB_MAX_RETRIES", "-1", "integer >= 0"),
     ("BOARDS_API_HOST", "two words", "host name or IP address"),
+    ("BOARDS_API_MAX_BODY_BYTES", "100", "bytes from 1024 to 104857600"),
+    ("BOARDS_JOB_LEASE", "1", "seconds from 3 to 3600"),
+    ("BOARDS_JOB_MAX_DELIVERIES", "0", "integer from 1 to 100"),
+    ("BOARDS_RECONCILE_INTERVAL", "0", "seconds > 0 and <= 300"),
+    ("BOARDS_RECONCILE_QUEUED_AFTER", "5", "seconds from 8 to 3600"),
+    ("BOARDS_BROKER_HEARTBEAT_TIMEOUT", "NaN", "seconds from 2 to 600"),
+    ("BOARDS_WORKER_METRICS_PORT", "-1", "from 0 (off) to 65535"),
 ]
 
 
