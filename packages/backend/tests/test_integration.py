@@ -340,3 +340,15 @@ def _get_text(url: str) -> str | None:
     except httpx.HTTPError:
         return None
     return response.text if response.status_code == 200 else None
+
+
+def test_a_live_worker_keeps_its_lease_on_a_job_longer_than_the_lease(
+    h: SimpleNamespace, start: StartProc, worker_settings: dict[str, str], client: TestClient
+) -> None:
+    worker = start("worker", job_lease="3", reconcile_interval="1", **worker_settings)
+    job_id = _submit_and_wait_running(h, client, "long", delay_seconds=7)
+    job = _wait_status(h, client, job_id, {"succeeded", "failed"}, timeout=60)
+    # Without renewal the reconciler would have taken the job back after 3 s, and the first
+    # delivery's result would have been dropped for a second attempt's.
+    assert (job["status"], job["attempts"]) == ("succeeded", 1), worker.output()
+    assert "expired lease" not in worker.output()
