@@ -1,16 +1,12 @@
-"""Fixtures for the image tests: the image (built once a session with the `just image` script)
-and fresh PostgreSQL and Redis containers on a network the test creates."""
+"""Fixtures for the image tests: the image (built once a session with the `just image` script).
+PostgreSQL and Redis on the test's network come from the boards_testing plugin
+(`network_postgres`, `network_redis` and their `*_url` fixtures)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 import pytest
-from boards_testing.plugin import publish_on_loopback
-from testcontainers.community.postgres import PostgresContainer
-from testcontainers.community.redis import RedisContainer
-from testcontainers.core.network import Network
 
 from tests.image.support import build_image
 
@@ -29,23 +25,3 @@ def backend_image(image_build_env: dict[str, str]) -> str:
     result = build_image(tag, env=image_build_env)
     assert result.returncode == 0, result.stderr[-4000:]
     return tag
-
-
-@pytest.fixture
-def pg(postgres_image: str, docker_network: Network) -> Iterator[PostgresContainer]:
-    """A fresh PostgreSQL, `db` on the test network (NETWORK_DB_URL), 127.0.0.1 for the test."""
-    container = PostgresContainer(
-        postgres_image, username="boards", password="boards", dbname="boards", driver="psycopg"
-    )
-    publish_on_loopback(container, 5432).with_network(docker_network).with_network_aliases("db")
-    with container:
-        yield container
-
-
-@pytest.fixture
-def redis(redis_image: str, docker_network: Network) -> Iterator[RedisContainer]:
-    """A fresh Redis, `redis` on the test network (NETWORK_REDIS_URL)."""
-    container = RedisContainer(redis_image)
-    publish_on_loopback(container, 6379).with_network(docker_network).with_network_aliases("redis")
-    with container:
-        yield container

@@ -17,9 +17,6 @@ from testcontainers.core.wait_strategies import HealthcheckWaitStrategy
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "tools" / "image" / "build.sh"
 API_PORT = 8800
-# How containers on a test network reach the database and the broker (see conftest fixtures).
-NETWORK_DB_URL = "postgresql://boards:boards@db:5432/boards"
-NETWORK_REDIS_URL = "redis://redis:6379/0"
 
 
 def build_image(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,25 @@ class BoardsError(Exception):
         snippet = body if len(body) <= 200 else body[:200] + "..."
         super().__init__(f"{where}answered {status_code}: {snippet}")
 
+    @property
+    def code(self) -> str | None:
+        """The API's error code (``not_found``, ``broker_unavailable``, ...), when the body has
+        the API's error shape ``{"error", "detail", "request_id"}``."""
+        return self._field("error")
+
+    @property
+    def request_id(self) -> str | None:
+        """The id the API logged this request under, when the body has the error shape."""
+        return self._field("request_id")
+
+    def _field(self, name: str) -> str | None:
+        try:
+            data = json.loads(self.body)
+        except ValueError:
+            return None
+        value = data.get(name) if isinstance(data, dict) else None
+        return value if isinstance(value, str) else None
+
     @classmethod
     def from_response(cls, response: httpx.Response) -> BoardsError:
         """The error for an answer the client cannot use, naming the request it answered."""
@@ -47,6 +67,7 @@ class Job:
     status: str
     result: dict[str, Any] | None = None  # the worker's JSON result
     error: str | None = None
+    attempts: int | None = None  # deliveries that claimed it so far (None: the API did not say)
     created_at: str | None = None
     updated_at: str | None = None
 
@@ -68,6 +89,7 @@ class Job:
             status=status,
             result=_optional_object(data.get("result")),
             error=_optional_str(data.get("error")),
+            attempts=_optional_int(data.get("attempts")),
             created_at=_optional_str(data.get("created_at")),
             updated_at=_optional_str(data.get("updated_at")),
         )
@@ -79,6 +101,7 @@ class Job:
             "status": self.status,
             "result": self.result,
             "error": self.error,
+            "attempts": self.attempts,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
@@ -88,6 +111,12 @@ def _optional_str(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise ValueError(f"expected a string or null, got {value!r}")
+
+
+def _optional_int(value: Any) -> int | None:
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise ValueError(f"expected an integer or null, got {value!r}")
 
 
 def _optional_object(value: Any) -> dict[str, Any] | None:
@@ -104,7 +133,7 @@ class BoardsClient:
         with BoardsClient("http://localhost:8800", timeout=5) as client:
             client.health()
 
-    ``transport`` is passed to httpx (tests use ``httpx.MockTransport``).
+    ``transport`` is passed to httpx (tests pass the app's own, or ``httpx.MockTransport``).
     """
 
     def __init__(

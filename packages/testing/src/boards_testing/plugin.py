@@ -14,7 +14,17 @@ Session fixtures:
     A Redis server (testcontainers ``RedisContainer`` on ``redis_image``), published on 127.0.0.1
     only; the URL is ``redis://127.0.0.1:PORT/0``.
 
-Function fixture ``docker_network``: a fresh Docker network, removed afterwards.
+Function fixtures:
+
+``docker_network``
+    A fresh Docker network, removed afterwards.
+``network_postgres`` / ``network_postgres_url``
+    A fresh PostgreSQL for one test, on its ``docker_network`` as ``db`` (and on 127.0.0.1 for
+    the test itself: :func:`postgres_url_of`); the URL is the one containers on that network use,
+    ``postgresql://boards:boards@db:5432/boards``.
+``network_redis`` / ``network_redis_url``
+    A fresh Redis for one test, on its ``docker_network`` as ``redis``; the URL containers use is
+    ``redis://redis:6379/0``.
 
 Helpers for tests that start their own containers: :func:`publish_on_loopback` (publish ports on
 127.0.0.1 only; tests may reach containers only there or on networks they create) and
@@ -43,13 +53,20 @@ import pytest
 from boards_testing import images
 
 if TYPE_CHECKING:
+    from testcontainers.community.postgres import PostgresContainer
+    from testcontainers.community.redis import RedisContainer
     from testcontainers.core.container import DockerContainer
     from testcontainers.core.network import Network
 
 LOOPBACK = "127.0.0.1"
+POSTGRES_PORT = 5432
 POSTGRES_USER = "boards"
 POSTGRES_PASSWORD = "boards"  # noqa: S105 - a throw-away server reachable on loopback only
 POSTGRES_DB = "boards"
+REDIS_PORT = 6379
+#: The names the network fixtures' servers answer to on the test's docker_network.
+NETWORK_POSTGRES_ALIAS = "db"
+NETWORK_REDIS_ALIAS = "redis"
 
 
 def publish_on_loopback[C: DockerContainer](container: C, *ports: int | str) -> C:
@@ -137,56 +154,91 @@ def docker_network() -> Iterator[Network]:
         yield network
 
 
-def _postgres_container_class() -> Any:
-    try:
-        from testcontainers.community.postgres import PostgresContainer
-    except ImportError:  # testcontainers < 4.15
-        from testcontainers.postgres import PostgresContainer
-    return PostgresContainer
+def new_postgres_container(image: str) -> PostgresContainer:
+    """A PostgreSQL container (not started) with the plugin's credentials, published on 127.0.0.1
+    only."""
+    from testcontainers.community.postgres import PostgresContainer
 
-
-def _redis_container_class() -> Any:
-    try:
-        from testcontainers.community.redis import RedisContainer
-    except ImportError:  # testcontainers < 4.15
-        from testcontainers.redis import RedisContainer
-    return RedisContainer
-
-
-@pytest.fixture(scope="session")
-def postgres_container(postgres_image: str) -> Iterator[Any]:
-    """A PostgreSQL server for the session (testcontainers PostgresContainer), on loopback only."""
-    container = _postgres_container_class()(
-        postgres_image,
+    container = PostgresContainer(
+        image,
         username=POSTGRES_USER,
         password=POSTGRES_PASSWORD,
         dbname=POSTGRES_DB,
         driver="psycopg",
     )
-    with publish_on_loopback(container, 5432) as started:
+    return publish_on_loopback(container, POSTGRES_PORT)
+
+
+def new_redis_container(image: str) -> RedisContainer:
+    """A Redis container (not started), published on 127.0.0.1 only."""
+    from testcontainers.community.redis import RedisContainer
+
+    return publish_on_loopback(RedisContainer(image), REDIS_PORT)
+
+
+def postgres_url_of(container: DockerContainer, host: str | None = None) -> str:
+    """The URL of a started PostgreSQL of this plugin. Without ``host``: on 127.0.0.1, in
+    SQLAlchemy form (``postgresql+psycopg://``). With ``host``: as containers on a shared network
+    reach it, in the form operators write (``postgresql://HOST:5432``)."""
+    credentials = f"{POSTGRES_USER}:{quote(POSTGRES_PASSWORD, safe='')}"
+    if host is not None:
+        return f"postgresql://{credentials}@{host}:{POSTGRES_PORT}/{POSTGRES_DB}"
+    port = loopback_port(container, POSTGRES_PORT)
+    return f"postgresql+psycopg://{credentials}@{LOOPBACK}:{port}/{POSTGRES_DB}"
+
+
+@pytest.fixture(scope="session")
+def postgres_container(postgres_image: str) -> Iterator[PostgresContainer]:
+    """A PostgreSQL server for the session (testcontainers PostgresContainer), on loopback only."""
+    with new_postgres_container(postgres_image) as started:
         yield started
 
 
 @pytest.fixture(scope="session")
-def postgres_url(postgres_container: Any) -> str:
+def postgres_url(postgres_container: PostgresContainer) -> str:
     """``postgresql+psycopg://boards:boards@127.0.0.1:PORT/boards`` (SQLAlchemy form)."""
-    port = loopback_port(postgres_container, 5432)
-    password = quote(POSTGRES_PASSWORD, safe="")
-    return f"postgresql+psycopg://{POSTGRES_USER}:{password}@{LOOPBACK}:{port}/{POSTGRES_DB}"
+    return postgres_url_of(postgres_container)
 
 
 @pytest.fixture(scope="session")
-def redis_container(redis_image: str) -> Iterator[Any]:
+def redis_container(redis_image: str) -> Iterator[RedisContainer]:
     """A Redis server for the session (testcontainers RedisContainer), on loopback only."""
-    container = _redis_container_class()(redis_image)
-    with publish_on_loopback(container, 6379) as started:
+    with new_redis_container(redis_image) as started:
         yield started
 
 
 @pytest.fixture(scope="session")
-def redis_url(redis_container: Any) -> str:
+def redis_url(redis_container: RedisContainer) -> str:
     """``redis://127.0.0.1:PORT/0``."""
-    return f"redis://{LOOPBACK}:{loopback_port(redis_container, 6379)}/0"
+    return f"redis://{LOOPBACK}:{loopback_port(redis_container, REDIS_PORT)}/0"
+
+
+@pytest.fixture
+def network_postgres(postgres_image: str, docker_network: Network) -> Iterator[PostgresContainer]:
+    """A fresh PostgreSQL for one test: ``db`` on its docker_network, 127.0.0.1 for the test."""
+    container = new_postgres_container(postgres_image).with_network(docker_network)
+    with container.with_network_aliases(NETWORK_POSTGRES_ALIAS) as started:
+        yield started
+
+
+@pytest.fixture
+def network_postgres_url(network_postgres: PostgresContainer) -> str:
+    """``postgresql://boards:boards@db:5432/boards``: network_postgres, as containers reach it."""
+    return postgres_url_of(network_postgres, host=NETWORK_POSTGRES_ALIAS)
+
+
+@pytest.fixture
+def network_redis(redis_image: str, docker_network: Network) -> Iterator[RedisContainer]:
+    """A fresh Redis for one test: ``redis`` on its docker_network, 127.0.0.1 for the test."""
+    container = new_redis_container(redis_image).with_network(docker_network)
+    with container.with_network_aliases(NETWORK_REDIS_ALIAS) as started:
+        yield started
+
+
+@pytest.fixture
+def network_redis_url(network_redis: RedisContainer) -> str:
+    """``redis://redis:6379/0``: network_redis, as containers on the network reach it."""
+    return f"redis://{NETWORK_REDIS_ALIAS}:{REDIS_PORT}/0"
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
