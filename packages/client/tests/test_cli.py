@@ -1,27 +1,28 @@
-"""The boards-client CLI against the documented API shape."""
+"""The boards-client CLI against the real API (see conftest)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 import httpx
 import pytest
 from boards_client import BoardsClient, cli
-from boards_client.testing import FakeBoardsApi
+
+JOB_KEYS = {"id", "status", "result", "error", "attempts", "created_at", "updated_at"}
 
 
 @pytest.fixture(autouse=True)
-def seen_urls(api: FakeBoardsApi, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every CLI run talks to the `api` fake; the list records the base URLs it was given."""
+def seen_urls(transport: httpx.BaseTransport, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every CLI run talks to the real app; the list records the base URLs it was given."""
     seen: list[str] = []
 
     def make(base_url: str, *args: Any, **kwargs: Any) -> BoardsClient:
         seen.append(base_url)
-        return BoardsClient(base_url, *args, transport=api.transport(), **kwargs)
+        return BoardsClient(base_url, *args, transport=transport, **kwargs)
 
     monkeypatch.setattr(cli, "BoardsClient", make)
-    monkeypatch.delenv(cli.URL_ENV, raising=False)
     return seen
 
 
@@ -31,25 +32,39 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
     return code, out, err
 
 
+@pytest.mark.usefixtures("worker_keeps_up")
 def test_submit_wait_prints_finished_job(
     seen_urls: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, err = run(["submit", "hello", "--url", "http://api:8800", "--wait"], capsys)
-    assert code == 0, err
+    assert (code, err) == (0, "")
     job = json.loads(out)
-    assert job["status"] == "succeeded"
-    assert job["result"]["words"] == 1
-    assert set(job) == {"id", "status", "result", "error", "created_at", "updated_at"}
+    assert set(job) == JOB_KEYS
+    assert (job["status"], job["error"], job["attempts"]) == ("succeeded", None, 1)
+    assert job["result"] == {
+        "characters": 5,
+        "words": 1,
+        "sha256": hashlib.sha256(b"hello").hexdigest(),
+    }
     assert seen_urls == ["http://api:8800"]
 
 
 def test_submit_without_wait_prints_queued(
-    api: FakeBoardsApi, seen_urls: list[str], capsys: pytest.CaptureFixture[str]
+    sent: list[httpx.Request], seen_urls: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, out, _ = run(["submit", "hello", "--delay", "2"], capsys)
     assert code == 0
-    assert json.loads(out)["status"] == "queued"
-    assert api.bodies == [{"payload": "hello", "delay_seconds": 2.0}]
+    job = json.loads(out)
+    assert job.pop("id")
+    assert job == {
+        "status": "queued",
+        "result": None,
+        "error": None,
+        "attempts": None,  # the 202 answer says id and status only
+        "created_at": None,
+        "updated_at": None,
+    }
+    assert [json.loads(r.content) for r in sent] == [{"payload": "hello", "delay_seconds": 2.0}]
     assert seen_urls == [cli.DEFAULT_URL]
 
 
@@ -57,31 +72,34 @@ def test_url_from_environment(
     seen_urls: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(cli.URL_ENV, "http://from-env:1")
-    assert run(["health"], capsys)[0] == 0
+    code, out, _ = run(["health"], capsys)
+    assert code == 0
+    assert json.loads(out)["status"] == "ok"
     assert seen_urls == ["http://from-env:1"]
 
 
+@pytest.mark.usefixtures("worker_keeps_up")
 def test_failed_job_exits_1_and_still_prints(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["submit", "fail", "--wait"], capsys)
-    assert code == 1
-    assert json.loads(out)["error"] == "payload asked to fail"
+    code, out, err = run(["submit", "fail: no ink", "--wait"], capsys)
+    assert (code, err) == (1, "")
+    assert (json.loads(out)["status"], json.loads(out)["error"]) == ("failed", "no ink")
 
 
-def test_wait_timeout_is_one_line_exit_1(
-    api: FakeBoardsApi, capsys: pytest.CaptureFixture[str]
-) -> None:
-    api.steps_to_finish = 10**9
+def test_wait_timeout_is_one_line_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    # No worker: the job stays queued, and --wait gives up after its timeout.
     code, out, err = run(["submit", "slow", "--wait", "--timeout", "0.05"], capsys)
-    assert code == 1
-    assert out == ""
+    assert (code, out) == (1, "")
     assert err.count("\n") == 1
-    assert err.startswith("boards-client: error: job job-1 still")
+    assert err.startswith("boards-client: error: job ")
+    assert err.endswith(" still 'queued' after 0.05 s (waiting for one of: failed, succeeded)\n")
 
 
 def test_get_unknown_job_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(["get", "missing"], capsys)
-    assert code == 1
-    assert "404" in err and err.count("\n") == 1
+    code, out, err = run(["get", "missing"], capsys)
+    assert (code, out) == (1, "")
+    assert err.startswith("boards-client: error: GET http://localhost:8800/api/v1/jobs/missing ")
+    assert "answered 404: " in err and "not_found" in err
+    assert err.count("\n") == 1
 
 
 @pytest.mark.parametrize(
@@ -99,14 +117,13 @@ def test_get_unknown_job_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     ],
 )
 def test_bad_input_is_one_line_exit_2(
-    api: FakeBoardsApi, capsys: pytest.CaptureFixture[str], argv: list[str]
+    sent: list[httpx.Request], capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
     code, out, err = run(argv, capsys)
-    assert code == 2
-    assert out == ""
+    assert (code, out) == (2, "")
     assert err.startswith("boards-client: error: ")
     assert err.count("\n") == 1, err
-    assert api.requests == []
+    assert sent == []
 
 
 def test_unreachable_api_is_one_line_exit_1(
