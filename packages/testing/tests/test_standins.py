@@ -13,7 +13,7 @@ import psycopg
 import pytest
 import redis
 from boards_testing import images
-from boards_testing.plugin import LOOPBACK, loopback_port, publish_on_loopback
+from boards_testing.plugin import LOOPBACK, loopback_port, postgres_url_of, publish_on_loopback
 
 OFFICIAL_PYTHON_SLIM_BYTES = 124_000_000
 
@@ -264,3 +264,34 @@ def test_containers_reach_each_other_on_a_created_network(
             network=docker_network.name,
         )
     assert out.strip() == "PONG"
+
+
+def test_network_fixtures_answer_by_alias_and_on_loopback(
+    docker_client: Any,
+    docker_network: Any,
+    postgres_image: str,
+    redis_image: str,
+    network_postgres: Any,
+    network_postgres_url: str,
+    network_redis: Any,
+    network_redis_url: str,
+) -> None:
+    assert network_postgres_url == "postgresql://boards:boards@db:5432/boards"
+    assert network_redis_url == "redis://redis:6379/0"
+    # From another container on the test's network, by alias...
+    on_network = {"entrypoint": [], "network": docker_network.name}
+    ready = ["pg_isready", "-h", "db", "-U", "boards", "-d", "boards"]
+    assert "accepting connections" in _run(docker_client, postgres_image, ready, **on_network)
+    pong = _run(docker_client, redis_image, ["redis-cli", "-h", "redis", "ping"], **on_network)
+    assert pong.strip() == "PONG"
+    # ...and from the test, on 127.0.0.1.
+    with psycopg.connect(postgres_url_of(network_postgres).replace("+psycopg", "", 1)) as conn:
+        assert conn.execute("select current_user, current_database()").fetchone() == (
+            "boards",
+            "boards",
+        )
+    client = redis.Redis(host=LOOPBACK, port=loopback_port(network_redis, 6379))
+    try:
+        assert client.ping() is True
+    finally:
+        client.close()
