@@ -293,9 +293,9 @@ def test_job_round_trip_and_graceful_stop(
 ) -> None:
     env = {"BOARDS_DATABASE_URL": network_postgres_url, "BOARDS_REDIS_URL": network_redis_url}
     api = backend(backend_image, env=env, network=docker_network)
-    # Grace for in-flight jobs: BOARDS_WORKER_SHUTDOWN_TIMEOUT - 1 = 7 s, well over the slow
-    # job's 2 s and inside `docker stop`'s 10 s, so the job finishes rather than being handed back.
-    worker_env = {**env, "BOARDS_WORKER_SHUTDOWN_TIMEOUT": "8"}
+    # Grace for in-flight jobs: BOARDS_WORKER_SHUTDOWN_TIMEOUT - 1 = 8 s, well over the slow
+    # job's 3 s and inside `docker stop`'s 10 s, so the job finishes rather than being handed back.
+    worker_env = {**env, "BOARDS_WORKER_SHUTDOWN_TIMEOUT": "9"}
     worker = backend(backend_image, "worker", env=worker_env, network=docker_network, port=None)
     with api, worker:
         wait_healthy(api)
@@ -307,7 +307,7 @@ def test_job_round_trip_and_graceful_stop(
             assert (job.result["characters"], job.result["words"]) == (18, 3)
 
             # A job in flight when the worker is stopped is finished before the worker exits.
-            slow = client.create_job("slow one", delay_seconds=2)
+            slow = client.create_job("slow one", delay_seconds=3)
             wait_for(
                 lambda: client.get_job(slow.id).status == "running",
                 timeout=30,
