@@ -6,7 +6,6 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -20,6 +19,8 @@ from boards.migrations import (
     upgrade_to_head,
 )
 from boards.models import Base
+from boards.settings import default_alembic_ini
+from boards_testing.processes import BOARDS, base_env
 from sqlalchemy import Connection, inspect, text
 
 
@@ -45,32 +46,32 @@ def _model_diff(url: str) -> list[object]:
         return list(compare_metadata(context, Base.metadata))
 
 
-def _up_down_up(url: str, h: SimpleNamespace) -> None:
-    head = head_revision(h.ALEMBIC_INI)
+def _up_down_up(url: str) -> None:
+    head = head_revision(default_alembic_ini())
     assert head == "0002"
     assert _state(url) == (None, set())
 
-    assert upgrade_to_head(url, h.ALEMBIC_INI) == head
+    assert upgrade_to_head(url, default_alembic_ini()) == head
     assert _state(url) == (head, {"alembic_version", "jobs"})
     assert _model_diff(url) == [], "the migrations create exactly what the models describe"
 
-    assert upgrade_to_head(url, h.ALEMBIC_INI) == head  # idempotent
+    assert upgrade_to_head(url, default_alembic_ini()) == head  # idempotent
 
-    downgrade(url, h.ALEMBIC_INI, "base")
+    downgrade(url, default_alembic_ini(), "base")
     revision, tables = _state(url)
     assert revision is None
     assert "jobs" not in tables
 
-    upgrade_to_head(url, h.ALEMBIC_INI)
+    upgrade_to_head(url, default_alembic_ini())
     assert _state(url)[0] == head
 
 
-def test_up_down_up_on_sqlite(sqlite_url: str, h: SimpleNamespace) -> None:
-    _up_down_up(sqlite_url, h)
+def test_up_down_up_on_sqlite(sqlite_url: str) -> None:
+    _up_down_up(sqlite_url)
 
 
-def test_up_down_up_on_postgresql(fresh_pg_url: str, h: SimpleNamespace) -> None:
-    _up_down_up(fresh_pg_url, h)
+def test_up_down_up_on_postgresql(fresh_pg_url: str) -> None:
+    _up_down_up(fresh_pg_url)
 
 
 def test_missing_alembic_ini_is_a_clear_error(sqlite_url: str) -> None:
@@ -78,12 +79,12 @@ def test_missing_alembic_ini_is_a_clear_error(sqlite_url: str) -> None:
         upgrade_to_head(sqlite_url, Path("/nonexistent/alembic.ini"))
 
 
-def test_concurrent_upgrades_end_with_one_schema(fresh_pg_url: str, h: SimpleNamespace) -> None:
+def test_concurrent_upgrades_end_with_one_schema(fresh_pg_url: str) -> None:
     """Three `boards migrate` at once on one fresh database: one migrates, two wait and skip."""
-    env = h.base_env(BOARDS_DATABASE_URL=fresh_pg_url)
+    env = base_env(BOARDS_DATABASE_URL=fresh_pg_url)
     procs = [
         subprocess.Popen(
-            [h.BOARDS, "migrate"],
+            [BOARDS, "migrate"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

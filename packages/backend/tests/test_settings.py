@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from boards.settings import (
@@ -16,6 +15,7 @@ from boards.settings import (
     mask_password,
     rule,
 )
+from boards_testing.processes import base_env, run_boards
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -126,13 +126,11 @@ def _assert_one_line(proc: subprocess.CompletedProcess[str], variable: str, rule
 
 
 @pytest.mark.parametrize(("variable", "value", "rule"), BAD_VALUES)
-def test_bad_value_exits_2_with_one_line(
-    h: SimpleNamespace, variable: str, value: str, rule: str
-) -> None:
+def test_bad_value_exits_2_with_one_line(variable: str, value: str, rule: str) -> None:
     code = "from boards.settings import load_settings_or_exit; load_settings_or_exit()"
     proc = subprocess.run(
         [sys.executable, "-c", code],
-        env=h.base_env(**{variable: value}),
+        env=base_env(**{variable: value}),
         capture_output=True,
         text=True,
         timeout=60,
@@ -143,25 +141,23 @@ def test_bad_value_exits_2_with_one_line(
 
 
 @pytest.mark.parametrize("role", ["api", "migrate", "worker"])
-def test_every_role_rejects_a_bad_setting(h: SimpleNamespace, role: str) -> None:
-    proc = h.run_boards(
-        role, env=h.base_env(BOARDS_API_PORT="abc", BOARDS_REDIS_URL="redis://127.0.0.1:1/0")
+def test_every_role_rejects_a_bad_setting(role: str) -> None:
+    proc = run_boards(
+        role, env=base_env(BOARDS_API_PORT="abc", BOARDS_REDIS_URL="redis://127.0.0.1:1/0")
     )
     _assert_one_line(proc, "BOARDS_API_PORT", "must be an integer from 1 to 65535")
 
 
-def test_worker_role_without_redis_exits_2(h: SimpleNamespace) -> None:
-    proc = h.run_boards("worker", env=h.base_env())
+def test_worker_role_without_redis_exits_2() -> None:
+    proc = run_boards("worker", env=base_env())
     _assert_one_line(proc, "BOARDS_REDIS_URL", "required by the worker")
 
 
 @pytest.mark.parametrize("module", ["boards.api.app", "boards.workers.actors"])
-def test_importing_an_entry_module_with_a_bad_setting_exits_2(
-    h: SimpleNamespace, module: str
-) -> None:
+def test_importing_an_entry_module_with_a_bad_setting_exits_2(module: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", f"import {module}"],
-        env=h.base_env(BOARDS_LOG_LEVEL="chatty", BOARDS_REDIS_URL="redis://127.0.0.1:1/0"),
+        env=base_env(BOARDS_LOG_LEVEL="chatty", BOARDS_REDIS_URL="redis://127.0.0.1:1/0"),
         capture_output=True,
         text=True,
         timeout=60,

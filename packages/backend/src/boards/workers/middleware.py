@@ -9,7 +9,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dramatiq import Broker, Worker
 from dramatiq.broker import MessageProxy
@@ -132,6 +132,21 @@ class Heartbeat(Middleware):
             logger.debug("heartbeat file %s removed", path)
 
 
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+#: Call ``action`` once after ``delay`` seconds, unless cancelled (tests inject their own).
+Schedule = Callable[[float, Callable[[], object]], Cancellable]
+
+
+def _daemon_timer(delay: float, action: Callable[[], object]) -> Cancellable:
+    timer = threading.Timer(delay, action)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def shutdown_grace(shutdown_timeout: float) -> float:
     """Seconds in-flight jobs get to finish once the worker stops, before being handed back.
 
@@ -154,11 +169,12 @@ class HandBackOnShutdown(Middleware):
     and the original is acked normally.
     """
 
-    def __init__(self, grace: float) -> None:
+    def __init__(self, grace: float, schedule: Schedule | None = None) -> None:
         self.grace = grace
+        self.schedule = schedule or _daemon_timer
         self._lock = threading.Lock()
         self._running: dict[int, tuple[Any, MessageProxy]] = {}
-        self._timer: threading.Timer | None = None
+        self._timer: Cancellable | None = None
 
     @staticmethod
     def _current() -> Any:
@@ -210,9 +226,7 @@ class HandBackOnShutdown(Middleware):
             logger.info(
                 "worker stopping: %d message(s) in flight get %.1f s to finish", count, self.grace
             )
-        self._timer = threading.Timer(self.grace, self.interrupt_all)
-        self._timer.daemon = True
-        self._timer.start()
+        self._timer = self.schedule(self.grace, self.interrupt_all)
 
     def after_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
         if self._timer is not None:
