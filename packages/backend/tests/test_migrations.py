@@ -12,6 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from boards.db import new_engine
 from boards.migrations import (
+    ADVISORY_LOCK_KEY,
     MigrationError,
     current_revision,
     downgrade,
@@ -21,6 +22,7 @@ from boards.migrations import (
 from boards.models import Base
 from boards.settings import default_alembic_ini
 from boards_testing.processes import BOARDS, base_env
+from boards_testing.waiting import wait_for
 from sqlalchemy import Connection, inspect, text
 
 
@@ -79,19 +81,36 @@ def test_missing_alembic_ini_is_a_clear_error(sqlite_url: str) -> None:
         upgrade_to_head(sqlite_url, Path("/nonexistent/alembic.ini"))
 
 
-def test_concurrent_upgrades_end_with_one_schema(fresh_pg_url: str) -> None:
-    """Three `boards migrate` at once on one fresh database: one migrates, two wait and skip."""
-    env = base_env(BOARDS_DATABASE_URL=fresh_pg_url)
-    procs = [
-        subprocess.Popen(
-            [BOARDS, "migrate"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+def test_concurrent_upgrades_take_turns_on_the_advisory_lock(fresh_pg_url: str) -> None:
+    """Three `boards migrate` at once on one fresh database: all three queue on the lock the
+    test holds; released, one migrates and two find the schema at head."""
+    key = ADVISORY_LOCK_KEY
+    waiting_sql = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " AND classid = :high AND objid = :low"
+    )
+    with _connect(fresh_pg_url) as holder:
+        holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        holder.commit()
+        env = base_env(BOARDS_DATABASE_URL=fresh_pg_url)
+        procs = [
+            subprocess.Popen(
+                [BOARDS, "migrate"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        bounds = {"high": key >> 32, "low": key & 0xFFFFFFFF}
+        wait_for(
+            lambda: holder.execute(waiting_sql, bounds).scalar_one() == 3 or holder.rollback(),
+            timeout=120,
+            what="three migrations waiting for the advisory lock",
         )
-        for _ in range(3)
-    ]
+        holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        holder.commit()
     outputs = [proc.communicate(timeout=180)[0] for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0, 0], outputs
     assert sum("upgrading database schema from None" in out for out in outputs) == 1, outputs
