@@ -19,10 +19,10 @@ from pydantic.config import JsonDict
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from boards import defaults
+from boards import defaults, exits
 
 ENV_PREFIX = "BOARDS_"
-EXIT_BAD_SETTING = 2
+EXIT_BAD_SETTING = exits.USAGE
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 

@@ -38,7 +38,7 @@ def run_boards(
     *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """``boards ARGS``, output captured, never raising on a non-zero exit."""
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 (the venv's own console script, no shell)
         [BOARDS, *args],
         env=dict(env) if env is not None else base_env(),
         capture_output=True,

@@ -304,6 +304,10 @@ class WorkerMetrics:
     multiprocess mode at process boot and serves every process's metrics on one port; the
     counters are therefore created on first use, after that boot, never at import."""
 
+    #: Counter names (exported with ``_total``).
+    RUNS = "boards_reconciler_runs"
+    REDELIVERIES = "boards_job_redeliveries"
+
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._runs: Any = None
@@ -317,13 +321,13 @@ class WorkerMetrics:
 
             registry = prom.CollectorRegistry()  # the exposition server reads the files
             self._runs = prom.Counter(
-                "boards_reconciler_runs",
+                self.RUNS,
                 "Reconciler passes, by outcome (ok, skipped, broker_down, error).",
                 ["outcome"],
                 registry=registry,
             )
             self._redeliveries = prom.Counter(
-                "boards_job_redeliveries",
+                self.REDELIVERIES,
                 "Jobs the reconciler re-sent, by reason (lease_expired, lost), or gave up on.",
                 ["reason"],
                 registry=registry,
