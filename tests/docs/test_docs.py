@@ -186,6 +186,7 @@ def test_readme_recipes_exist() -> None:
             ["just", "--summary"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.split()
     )
-    named = set(re.findall(r"`just ([a-z][a-z-]*)", (ROOT / "README.md").read_text()))
+    readme = (ROOT / "README.md").read_text()
+    named = set(re.findall(r"(?:^|`|\s)just ([a-z][a-z-]*)", readme, re.MULTILINE))
     assert named, "the README names no recipe"
     assert named - recipes == set()
