@@ -62,66 +62,77 @@ def test_heartbeat_only_after_a_successful_ping(tmp_path: Path) -> None:
     assert not path.exists()
 
 
-class ManualTimer:
-    """A Schedule for HandBackOnShutdown that fires when the test says so (no wall clock)."""
+class FakeClock:
+    """Time that passes only when HandBackOnShutdown sleeps (a real yield lets threads run)."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[float, Callable[[], object]]] = []
-        self.cancelled = False
+        self.now = 0.0
 
-    def __call__(self, delay: float, action: Callable[[], object]) -> ManualTimer:
-        self.calls.append((delay, action))
-        return self
+    def __call__(self) -> float:
+        return self.now
 
-    def cancel(self) -> None:
-        self.cancelled = True
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        time.sleep(0.001)
 
-    def fire(self) -> object:
-        ((_, action),) = self.calls
-        return action()
+
+class FakeWorker:
+    def __init__(self) -> None:
+        self.workers = [self]
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
 
 
 def test_hand_back_interrupts_messages_still_running_after_the_grace() -> None:
-    timer = ManualTimer()
-    middleware = HandBackOnShutdown(grace=4, schedule=timer)
+    clock = FakeClock()
+    middleware = HandBackOnShutdown(grace=4, clock=clock, sleep=clock.sleep)
     started, release = threading.Event(), threading.Event()
-    outcome: list[str] = []
+    outcome: list[tuple[str, float]] = []
 
     def job() -> None:
         middleware.before_process_message(None, _message("job-1"))  # type: ignore[arg-type]
         started.set()
         try:
-            while not release.wait(0.01):  # Python-level waits: the interruption lands here
+            while not release.wait(0.001):  # Python-level waits: the interruption lands here
                 pass
-            outcome.append("finished")
+            outcome.append(("finished", clock.now))
         except Shutdown:
-            outcome.append("interrupted")
+            outcome.append(("interrupted", clock.now))
         finally:
             middleware.after_process_message(None, _message("job-1"))  # type: ignore[arg-type]
 
     thread = threading.Thread(target=job)
     thread.start()
     assert started.wait(5)
-    middleware.before_worker_shutdown(None, None)  # type: ignore[arg-type]
-    assert [delay for delay, _ in timer.calls] == [4]  # the grace, not an interruption yet
-    assert middleware.in_flight() == 1 and outcome == []
-    assert timer.fire() == 1  # the grace is over
+    worker = FakeWorker()
+    middleware.before_worker_shutdown(None, worker)  # type: ignore[arg-type]
     thread.join(timeout=5)
     release.set()
-    assert outcome == ["interrupted"]
+    assert worker.stopped  # no new message is taken while in-flight ones finish
+    ((what, when),) = outcome
+    assert what == "interrupted"
+    assert 4 <= when < 4 + HandBackOnShutdown.HAND_BACK_WAIT  # after the grace, not before
     assert middleware.in_flight() == 0
-    middleware.after_worker_shutdown(None, None)  # type: ignore[arg-type]
-    assert timer.cancelled
 
 
-def test_hand_back_leaves_jobs_that_finished_in_the_grace_alone() -> None:
-    timer = ManualTimer()
-    middleware = HandBackOnShutdown(grace=4, schedule=timer)
+def test_hand_back_leaves_jobs_that_finish_in_the_grace_alone() -> None:
+    clock = FakeClock()
+    middleware = HandBackOnShutdown(grace=4, clock=clock, sleep=clock.sleep)
     middleware.before_process_message(None, _message("job-2"))  # type: ignore[arg-type]
-    middleware.before_worker_shutdown(None, None)  # type: ignore[arg-type]
-    middleware.after_process_message(None, _message("job-2"))  # type: ignore[arg-type]
-    assert timer.fire() == 0  # nothing in flight to interrupt
-    middleware.after_worker_shutdown(None, None)  # type: ignore[arg-type]
+    interrupted: list[int] = []
+    middleware.interrupt_all = lambda: interrupted.append(1) or 1  # type: ignore[method-assign]
+
+    def finish_at_two_seconds(seconds: float) -> None:
+        clock.now += seconds
+        if clock.now >= 2:
+            middleware.after_process_message(None, _message("job-2"))  # type: ignore[arg-type]
+
+    middleware.sleep = finish_at_two_seconds
+    middleware.before_worker_shutdown(None, FakeWorker())  # type: ignore[arg-type]
+    assert interrupted == []
+    assert 2 <= clock.now < 2.1  # stopped waiting as soon as nothing was in flight
 
 
 @pytest.mark.parametrize(("timeout", "grace"), [(5, 4), (1, 0.5), (10, 9)])
