@@ -4,11 +4,15 @@ namespace that enforces restricted; and the checks reject a pod that breaks them
 from __future__ import annotations
 
 import copy
+import re
+import textwrap
 
 import pytest
+import yaml
 
-from tests.kubernetes.manifests import OVERLAYS, Obj, find
+from tests.kubernetes.manifests import OVERLAYS, ROOT, Obj, find
 from tests.kubernetes.policy import boards_violations, namespace_violations, restricted_violations
+from tests.kubernetes.schemas import schema_errors
 from tests.kubernetes.smoke import smoke_job
 
 BAD_POD: Obj = {
@@ -129,3 +133,16 @@ def test_namespace_check_rejects_an_unlabelled_namespace(rendered: dict[str, lis
     text = "\n".join(namespace_violations([*objects, elsewhere]))
     assert "Namespace/boards: label pod-security.kubernetes.io/enforce must be restricted" in text
     assert "Pod/bad: namespace 'default' is not a rendered Namespace" in text
+
+
+def test_the_docs_manifests_are_valid_and_restricted() -> None:
+    """The YAML in docs/kubernetes.md (the downgrade Job) would be admitted in `boards`."""
+    blocks = re.findall(
+        r"^( *)```yaml\n(.*?)^\1```", (ROOT / "docs/kubernetes.md").read_text(), re.M | re.S
+    )
+    assert blocks, "docs/kubernetes.md has no yaml block"
+    for _, block in blocks:
+        obj = yaml.safe_load(textwrap.dedent(block))
+        assert schema_errors(obj) == []
+        assert restricted_violations(obj) == []
+        assert boards_violations(obj) == []

@@ -203,10 +203,11 @@ def test_sigterm_hands_an_in_flight_job_to_the_other_worker(stack: Stack) -> Non
         other.container().docker.unpause()
 
     ((code, seconds),) = stopping.terminate().values()
-    assert code == 0, stopping.container().logs(tail=40)  # 137 would be the kubelet's SIGKILL
+    stopped_logs = stopping.container().logs()
+    assert code == 0, stopped_logs[-4000:]  # 137 would be the kubelet's SIGKILL
     assert seconds < grace
-    assert f"job {job_id} handed back to the queue" in stopping.container().logs()
-    assert job_state(stack, job_id)["status"] != "succeeded"  # the stopped worker did not finish
+    assert f"job {job_id} handed back to the queue" in stopped_logs, stopped_logs[-4000:]
+    assert job_state(stack, job_id)["status"] != "succeeded"  # not finished by the stopped one
 
     done = wait_for(
         lambda: (job := job_state(stack, job_id))["status"] in ("succeeded", "failed") and job,
@@ -216,4 +217,4 @@ def test_sigterm_hands_an_in_flight_job_to_the_other_worker(stack: Stack) -> Non
     assert done["status"] == "succeeded", done
     assert done["result"]["sha256"] == hashlib.sha256(payload.encode()).hexdigest()
     other.container().assert_running()
-    print(f"worker stopped {seconds:.1f}s after SIGTERM (grace {grace}s), job handed over")
+    print(f"worker stopped {seconds:.1f}s after SIGTERM (grace {grace}s), its job handed over")
