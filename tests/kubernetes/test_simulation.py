@@ -193,7 +193,7 @@ def test_sigterm_hands_an_in_flight_job_to_the_other_worker(stack: Stack) -> Non
 
     other.container().docker.pause()  # so that the job lands on the worker to be stopped
     try:
-        job_id = post_job(stack, payload, delay_seconds=3 * shutdown)
+        job_id = post_job(stack, payload, delay_seconds=2 * shutdown)
         wait_for(
             lambda: job_state(stack, job_id)["status"] == "running",
             timeout=20,
@@ -211,7 +211,7 @@ def test_sigterm_hands_an_in_flight_job_to_the_other_worker(stack: Stack) -> Non
 
     done = wait_for(
         lambda: (job := job_state(stack, job_id))["status"] in ("succeeded", "failed") and job,
-        timeout=3 * shutdown + 30,
+        timeout=2 * shutdown + 30,
         what="the handed-back job to finish on the other worker",
     )
     assert done["status"] == "succeeded", done
