@@ -69,3 +69,11 @@ demo:
 # Stop the demo stack and delete its volumes
 down:
     docker compose down --volumes
+
+# Render a Kubernetes overlay to stdout: dev, production or autoscaling (deploy/kubernetes)
+k8s-render overlay="dev":
+    {{poe}} k8s-render {{overlay}}
+
+# Check the Kubernetes manifests: render, schemas, restricted policy, Docker simulation (and a kind cluster when BOARDS_KIND_CLUSTER is set)
+k8s-check *args:
+    {{poe}} k8s-check {{args}}

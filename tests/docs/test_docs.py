@@ -187,6 +187,6 @@ def test_readme_recipes_exist() -> None:
         ).stdout.split()
     )
     readme = (ROOT / "README.md").read_text()
-    named = set(re.findall(r"(?:^|`|\s)just ([a-z][a-z-]*)", readme, re.MULTILINE))
+    named = set(re.findall(r"(?:^|`|\s)just ([a-z][a-z0-9-]*)", readme, re.MULTILINE))
     assert named, "the README names no recipe"
     assert named - recipes == set()
