@@ -128,6 +128,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: HTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, Code.BAD_REQUEST)
         detail = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's body parser failed (not UTF-8, a number or a nesting past the parser's
+            # limits): to the client, the body is not JSON it can send.
+            code, detail = Code.INVALID_JSON, "the body could not be read as JSON"
         return error_response(
             exc.status_code, code, detail, request_id_of(request), headers=exc.headers
         )
