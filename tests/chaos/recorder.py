@@ -28,6 +28,8 @@ class Row:
     bounds: list[str] = field(default_factory=list)
     redeliveries: float | None = None
     notes: list[str] = field(default_factory=list)
+    #: The first line of what failed the phase, if anything did.
+    failure: str | None = None
 
     @property
     def accepted(self) -> int:
@@ -75,6 +77,9 @@ class Recorder:
         before = stack.worker_metric(REDELIVERIES)
         try:
             yield row
+        except BaseException as exc:
+            row.failure = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+            raise
         finally:
             with contextlib.suppress(Exception):  # a database that is down: final stays unknown
                 row.final = jobs.count(row.ids, FINAL)
@@ -84,8 +89,8 @@ class Recorder:
     def table(self) -> list[str]:
         lines = [
             "| fault | jobs accepted | jobs final | jobs lost | seconds to recover "
-            "| re-deliveries | bounds |",
-            "|---|---:|---:|---:|---:|---:|---|",
+            "| re-deliveries | bounds and notes | result |",
+            "|---|---:|---:|---:|---:|---:|---|---|",
         ]
         for row in self.rows:
             cells = [
@@ -96,8 +101,9 @@ class Recorder:
                 _shown(row.recover_seconds, "{:.1f}"),
                 _shown(row.redeliveries, "{:.0f}"),
                 "; ".join(row.bounds + row.notes) or "-",
+                "ok" if row.failure is None and row.lost == 0 else f"FAILED {row.failure or ''}",
             ]
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
         return lines
 
 

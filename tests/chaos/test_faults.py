@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -54,12 +56,47 @@ def check_refused_never_run(jobs: Jobs, batch: Batch) -> None:
         assert not ran, f"{len(ran)} jobs answered 503 have rows that run: {list(ran.items())[:3]}"
 
 
-def submit(load: Load, row: Row, jobs_to_send: list[JobSpec], allowed=(202,)) -> Batch:
-    """POST and wait for the answers; the accepted jobs join the row's promises."""
-    batch = load.submit(jobs_to_send)
-    row.ids += batch.accepted
-    check_answers(batch, allowed)
-    return batch
+@dataclass
+class Phase:
+    """One fault's jobs: the row of the table, and every batch of answers with the statuses
+    allowed for it, checked once the jobs are final (so the table says how the jobs ended even
+    when an answer was wrong)."""
+
+    row: Row
+    load: Load
+    jobs: Jobs
+    batches: list[tuple[Batch, tuple[int, ...]]] = field(default_factory=list)
+
+    def submit(self, jobs_to_send: Iterable[JobSpec], allowed: tuple[int, ...] = (202,)) -> Batch:
+        """POST and wait for the answers; the accepted jobs join the phase's promises."""
+        return self.add(self.load.submit(jobs_to_send), allowed)
+
+    def add(self, batch: Batch, allowed: tuple[int, ...]) -> Batch:
+        self.row.ids += [job_id for job_id in batch.accepted if job_id not in self.row.ids]
+        self.batches.append((batch, allowed))
+        return batch
+
+    def check(self) -> None:
+        for batch, allowed in self.batches:
+            check_answers(batch, allowed)
+            check_refused_never_run(self.jobs, batch)
+
+
+Fault = Callable[[str], contextlib.AbstractContextManager[Phase]]
+
+
+@pytest.fixture
+def fault(stack: Stack, load: Load, jobs: Jobs, recorder: Recorder) -> Fault:
+    """``with fault(name) as phase:`` a row in the table, the answers checked at the end."""
+
+    @contextlib.contextmanager
+    def run(name: str) -> Iterator[Phase]:
+        with recorder.phase(name, stack, jobs) as row:
+            phase = Phase(row, load, jobs)
+            yield phase
+            phase.check()
+
+    return run
 
 
 def settle(row: Row, jobs: Jobs, *, since: float) -> None:
@@ -89,51 +126,43 @@ def get_job(stack: Stack, job_id: str) -> dict[str, Any]:
 # -- the faults ----------------------------------------------------------------------------------
 
 
-def test_redis_killed_after_jobs_accepted(
-    stack: Stack, load: Load, jobs: Jobs, recorder: Recorder
-) -> None:
-    with recorder.phase("a. Redis SIGKILL after 120 jobs", stack, jobs) as row:
-        submit(load, row, specs("redis-kill", 120, delay_seconds=0.5))
+def test_redis_killed_after_jobs_accepted(stack: Stack, jobs: Jobs, fault: Fault) -> None:
+    with fault("a. Redis SIGKILL after 120 jobs") as phase:
+        phase.submit(specs("redis-kill", 120, delay_seconds=0.5))
         stack.redis.kill()
         # With no broker the API answers at once: 503 (nothing stored) or 202 (it will run).
-        down = submit(load, row, specs("redis-down", 8), allowed=(202, 503))
+        phase.submit(specs("redis-down", 8), allowed=(202, 503))
         stack.redis.start()
         stack.redis.wait_ready()
-        settle(row, jobs, since=time.monotonic())
-        check_refused_never_run(jobs, down)
+        settle(phase.row, jobs, since=time.monotonic())
 
 
-def test_redis_flushed_after_jobs_accepted(
-    stack: Stack, load: Load, jobs: Jobs, recorder: Recorder
-) -> None:
+def test_redis_flushed_after_jobs_accepted(stack: Stack, jobs: Jobs, fault: Fault) -> None:
     # More jobs than the two workers prefetch (2 x 100): some messages sit in Redis and go.
-    with recorder.phase("b. Redis FLUSHALL after 300 jobs", stack, jobs) as row:
-        submit(load, row, specs("flushall", 300, delay_seconds=1))
+    with fault("b. Redis FLUSHALL after 300 jobs") as phase:
+        phase.submit(specs("flushall", 300, delay_seconds=1))
         client = redis.Redis.from_url(stack.redis_url, socket_timeout=5)
-        lost_messages = sum(  # dramatiq's queues are lists under dramatiq:*
-            client.llen(key)
-            for key in client.scan_iter("dramatiq:*")
-            if client.type(key) == b"list"
-        )
-        client.flushall()
-        client.close()
-        row.notes.append(f"{lost_messages} queued messages flushed")
-        settle(row, jobs, since=time.monotonic())
+        with contextlib.closing(client):
+            queued = sum(  # dramatiq's queues are the lists under dramatiq:*
+                client.llen(key)
+                for key in client.scan_iter("dramatiq:*")
+                if client.type(key) == b"list"
+            )
+            client.flushall()
+        phase.row.notes.append(f"{queued} queued messages flushed")
+        settle(phase.row, jobs, since=time.monotonic())
 
 
-def test_worker_killed_with_jobs_in_flight(
-    stack: Stack, load: Load, jobs: Jobs, recorder: Recorder
-) -> None:
+def test_worker_killed_with_jobs_in_flight(stack: Stack, jobs: Jobs, fault: Fault) -> None:
     victim, other = stack.workers
-    with recorder.phase("c. worker SIGKILL, 20 jobs in flight", stack, jobs) as row:
+    with fault("c. worker SIGKILL, 20 jobs in flight") as phase:
+        ids = phase.row.ids
         other.stop()  # so the victim holds every job in flight
-        submit(load, row, specs("worker-kill", 20, delay_seconds=3))
+        phase.submit(specs("worker-kill", 20, delay_seconds=3))
         wait_for(
-            lambda: jobs.all_in(row.ids, ["running"]),
-            timeout=30,
-            what="all 20 jobs running on one worker",
+            lambda: jobs.all_in(ids, ["running"]), timeout=30, what="20 jobs running on one worker"
         )
-        attempts = {job_id: get_job(stack, job_id).get("attempts") for job_id in row.ids}
+        attempts = {job_id: get_job(stack, job_id).get("attempts") for job_id in ids}
         victim.kill()
         killed = time.monotonic()
         other.start()  # as a restart policy would: both replicas back
@@ -141,27 +170,27 @@ def test_worker_killed_with_jobs_in_flight(
 
         def running_again() -> bool:
             """Every job final, or running once more (its attempts went up)."""
-            for job_id in row.ids:
+            for job_id in ids:
                 job = get_job(stack, job_id)
-                again = job.get("attempts") is not None and job["attempts"] != attempts[job_id]
+                again = job.get("attempts") not in (None, attempts[job_id])
                 if job["status"] not in FINAL and not (job["status"] == "running" and again):
                     return False
             return True
 
-        row.wait("running again", running_again, since=killed, bound=BOUND)
-        finish(row, jobs, since=killed)
+        phase.row.wait("running again", running_again, since=killed, bound=BOUND)
+        finish(phase.row, jobs, since=killed)
 
 
 def test_api_killed_between_commit_and_enqueue(
-    stack: Stack, load: Load, jobs: Jobs, recorder: Recorder
+    stack: Stack, load: Load, jobs: Jobs, fault: Fault
 ) -> None:
     keyed = specs("api-kill", 16, keyed=True)
     payloads = [spec.payload for spec in keyed]
-    (started_at,) = jobs.query("SELECT now()")[0]
-    with recorder.phase("d. API SIGKILL between commit and enqueue", stack, jobs) as row:
+    ((started_at,),) = jobs.query("SELECT now()")
+    with fault("d. API SIGKILL between commit and enqueue") as phase:
         stack.redis.pause()  # the API's enqueue hangs after the commit
         try:
-            with load.running(keyed) as hung:
+            with load.running(keyed) as cut_off:
                 # The API may refuse before committing; the checks below hold either way.
                 with contextlib.suppress(pytest.fail.Exception):
                     wait_for(
@@ -173,64 +202,57 @@ def test_api_killed_between_commit_and_enqueue(
                 stack.api.kill()
         finally:
             stack.redis.unpause()
-        row.notes.append(
+        phase.row.notes.append(
             f"{committed} of {len(keyed)} rows committed when the API died, "
-            f"{len(hung.unexpected(allowed=()))} requests cut off"
+            f"{len(cut_off.unexpected(allowed=()))} requests cut off"
         )
         stack.start_api()
         restarted = time.monotonic()
-        retried = submit(load, row, keyed, allowed=(200, 202))  # the clients retry, same keys
-        replayed = load.submit(keyed)
-        check_answers(replayed, allowed=(200, 202))
+        retried = phase.submit(keyed, allowed=(200, 202))  # the clients retry, same keys
+        replayed = phase.submit(keyed, allowed=(200, 202))
 
         first = {a.spec.payload: a.job_id for a in retried.snapshot()}
-        again = {a.spec.payload: a.job_id for a in replayed.snapshot()}
-        assert again == first, "a replay with the same key must answer the same job"
-        not_marked = [
+        assert {a.spec.payload: a.job_id for a in replayed.snapshot()} == first, (
+            "a replay with the same key must answer the same job"
+        )
+        unmarked = [
             a.spec.payload
             for a in replayed.snapshot()
             if a.headers.get("idempotent-replayed") != "true"
         ]
-        assert not not_marked, f"replays without `Idempotent-Replayed: true`: {not_marked[:3]}"
-        rows = jobs.rows_for(payloads)
-        assert {p: [job_id for job_id, _ in r] for p, r in rows.items()} == {
-            p: [job_id] for p, job_id in first.items()
-        }, "each key must yield exactly one job"
+        assert not unmarked, f"replays without `Idempotent-Replayed: true`: {unmarked[:3]}"
+        rows = {p: [job_id for job_id, _ in found] for p, found in jobs.rows_for(payloads).items()}
+        assert rows == {p: [job_id] for p, job_id in first.items()}, "one job per key"
 
-        finish(row, jobs, since=restarted, bound=BOUND)
-        row.wait(
+        finish(phase.row, jobs, since=restarted, bound=BOUND)
+        unfinished = (  # this phase's rows, also those no client ever got an id for
+            "SELECT count(*) FROM jobs WHERE status NOT IN ('succeeded', 'failed')"
+            " AND created_at >= %s"
+        )
+        phase.row.wait(
             "no unfinished row",
-            lambda: (
-                jobs.query(
-                    "SELECT count(*) FROM jobs WHERE status NOT IN ('succeeded', 'failed')"
-                    " AND created_at >= %s",  # this phase's rows, also those nobody got an id for
-                    started_at,
-                )
-                == [(0,)]
-            ),
+            lambda: jobs.query(unfinished, started_at) == [(0,)],
             since=restarted,
             bound=BOUND,
         )
 
 
-def test_postgres_restarted_under_load(
-    stack: Stack, load: Load, jobs: Jobs, recorder: Recorder
-) -> None:
-    with recorder.phase("e. PostgreSQL restart under load", stack, jobs) as row:
-        with load.streaming("pg-restart", delay_seconds=0.2) as batch:
-            wait_for(lambda: len(batch.accepted) >= 50, timeout=30, what="50 jobs accepted")
-            stack.postgres.restart()
-            stack.postgres.wait_ready()
-            back = time.monotonic()
-            before = len(batch.accepted)
-            wait_for(
-                lambda: len(batch.accepted) >= before + 50,
-                timeout=30,
-                what="50 more jobs accepted after the restart",
-            )
-        row.ids = batch.accepted
-        refused = len(batch.with_status(503))
-        row.notes.append(f"{refused} answered 503 during the outage")
-        check_answers(batch, allowed=(202, 503))
-        finish(row, jobs, since=back)
-        check_refused_never_run(jobs, batch)
+def test_postgres_restarted_under_load(stack: Stack, load: Load, jobs: Jobs, fault: Fault) -> None:
+    with fault("e. PostgreSQL restart under load") as phase:
+        batch = Batch()
+        try:
+            with load.streaming("pg-restart", delay_seconds=0.2) as batch:
+                wait_for(lambda: len(batch.accepted) >= 50, timeout=30, what="50 jobs accepted")
+                stack.postgres.restart()
+                stack.postgres.wait_ready()
+                back = time.monotonic()
+                before = len(batch.accepted)
+                wait_for(
+                    lambda: len(batch.accepted) >= before + 50,
+                    timeout=30,
+                    what="50 more jobs accepted after the restart",
+                )
+        finally:  # the whole stream, once it stopped
+            phase.add(batch, allowed=(202, 503))
+        phase.row.notes.append(f"{len(batch.with_status(503))} answered 503 during the outage")
+        finish(phase.row, jobs, since=back)
