@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from boards.db import Database, get_database
 from boards.migrations import upgrade_to_head
 from boards.settings import Settings, default_alembic_ini, load_settings
 from boards_testing.waiting import wait_for
@@ -139,6 +140,19 @@ def fresh_pg_url(postgres_url: str) -> Iterator[str]:
 def migrated_pg_url(fresh_pg_url: str) -> str:
     upgrade_to_head(fresh_pg_url, ALEMBIC_INI)
     return fresh_pg_url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def migrated_url(request: pytest.FixtureRequest) -> str:
+    """A migrated database on each backend: the test runs once on SQLite, once on PostgreSQL."""
+    fixture = "migrated_sqlite_url" if request.param == "sqlite" else "migrated_pg_url"
+    url: str = request.getfixturevalue(fixture)
+    return url
+
+
+@pytest.fixture
+def db(migrated_url: str) -> Database:
+    return get_database(migrated_url)
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ def test_boards_migrate_console_script(h: SimpleNamespace, tmp_path: Path) -> No
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "data" / "boards.db").is_file()
-    assert "upgraded to 0001" in proc.stderr
+    assert "upgraded to 0002" in proc.stderr
 
 
 def test_migrate_rejects_arguments(h: SimpleNamespace) -> None:
@@ -131,8 +131,8 @@ def test_api_role_migrates_then_serves_and_stops_on_sigterm(
         assert any(part.endswith(b"uvicorn") for part in cmdline), cmdline
         body = httpx.get(f"http://127.0.0.1:{port}/api/v1/system/health", timeout=10).json()
         assert body["migrations"] == {
-            "current": "0001",
-            "head": "0001",
+            "current": "0002",
+            "head": "0002",
             "status": "ok",
             "detail": None,
         }
@@ -144,7 +144,7 @@ def test_api_role_migrates_then_serves_and_stops_on_sigterm(
         h.stop_process(proc)
         log.close()
     text = (tmp_path / "api.log").read_text()
-    assert "upgraded to 0001" in text
+    assert "upgraded to 0002" in text
     assert "Uvicorn running" in text
 
 

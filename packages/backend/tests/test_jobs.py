@@ -1,85 +1,194 @@
-"""Job logic (what the actor runs) against SQLite, and the actor module itself."""
+"""Jobs in the database: claims, leases, fenced outcomes, idempotency keys, on both backends."""
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from boards.db import get_database
-from boards.jobs import compute_result, create_job, get_job, mark_failed, mark_requeued, run_job
-from boards.models import JobStatus
+from boards.db import Database, get_database
+from boards.jobs import (
+    Claim,
+    IdempotencyKeyReused,
+    claim_job,
+    compute_result,
+    create_job,
+    finish_job,
+    get_job,
+    hand_back,
+    mark_failed,
+    oldest_queued_age,
+    renew_leases,
+    run_job,
+    status_counts,
+    time_limit_ms,
+    touch_queued,
+    withdraw_job,
+)
+from boards.models import JobStatus, utcnow
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+LEASE = 15.0
+
+
+def no_sleep(_: float) -> None:
+    pass
 
 
 def test_compute_result_is_deterministic() -> None:
-    payload = "the quick  brown fox\n"
-    assert compute_result(payload) == {
+    assert compute_result("the quick  brown fox\n") == {
         "characters": 21,
         "words": 4,
-        "sha256": hashlib.sha256(payload.encode()).hexdigest(),
+        "sha256": "c0f6d0edfd6d2da0c1d2e615263c469aae7daccc3b6254a541c42beb45b03594",
     }
 
 
-def test_run_job_succeeds_and_honours_the_delay(migrated_sqlite_url: str) -> None:
-    db = get_database(migrated_sqlite_url)
-    job = create_job(db, "hello world", delay_seconds=1.5)
+def test_time_limit_counts_the_delay_on_top() -> None:
+    assert time_limit_ms(30, 0) == 30_000
+    assert time_limit_ms(30, 2.5) == 32_500
+
+
+def test_run_job_succeeds_and_honours_the_delay(db: Database) -> None:
+    job = create_job(db, "hello world", delay_seconds=1.5).job
     slept: list[float] = []
-    assert run_job(db, job.id, sleep=slept.append) == JobStatus.SUCCEEDED
+    assert run_job(db, job.id, lease=LEASE, sleep=slept.append) == JobStatus.SUCCEEDED
     assert slept == [1.5]
     done = get_job(db, job.id)
     assert done is not None
-    assert done.status == "succeeded"
+    assert done.status == JobStatus.SUCCEEDED
     assert done.result == compute_result("hello world")
-    assert done.error is None
-    assert done.updated_at >= done.created_at
-    assert done.created_at.tzinfo is not None
+    assert done.attempts == 1
+    assert done.lease_expires_at is None and done.finished_at is not None
 
 
-def test_fail_payload_fails_deterministically(migrated_sqlite_url: str) -> None:
-    db = get_database(migrated_sqlite_url)
-    job = create_job(db, "fail: boom")
-    assert run_job(db, job.id, sleep=lambda _: None) == JobStatus.FAILED
-    failed = get_job(db, job.id)
-    assert failed is not None
-    assert (failed.status, failed.error, failed.result) == ("failed", "boom", None)
+def test_fail_payload_fails_deterministically(db: Database) -> None:
+    job = create_job(db, "fail: boom").job
+    assert run_job(db, job.id, lease=LEASE, sleep=no_sleep) == JobStatus.FAILED
+    done = get_job(db, job.id)
+    assert done is not None and (done.status, done.error, done.result) == ("failed", "boom", None)
 
 
-def test_finished_jobs_are_not_run_again(migrated_sqlite_url: str) -> None:
-    db = get_database(migrated_sqlite_url)
-    job = create_job(db, "once")
-    run_job(db, job.id, sleep=lambda _: None)
+def test_a_duplicate_delivery_does_nothing(db: Database) -> None:
+    job = create_job(db, "once").job
+    assert run_job(db, job.id, lease=LEASE, sleep=no_sleep) == "succeeded"
+    ran_again: list[float] = []
+    assert run_job(db, job.id, lease=LEASE, sleep=ran_again.append) == "succeeded"
+    assert ran_again == []
+    done = get_job(db, job.id)
+    assert done is not None and done.attempts == 1
+
+
+def test_a_live_lease_keeps_a_second_delivery_out(db: Database) -> None:
+    job = create_job(db, "x").job
+    first = claim_job(db, job.id, LEASE)
+    assert isinstance(first, Claim) and first.attempt == 1
+    assert claim_job(db, job.id, LEASE) == "held"
+
+
+def test_an_expired_lease_lets_the_next_delivery_take_over_and_fences_the_first(
+    db: Database,
+) -> None:
+    job = create_job(db, "x").job
+    first = claim_job(db, job.id, LEASE)
+    assert isinstance(first, Claim)
+    later = utcnow() + timedelta(seconds=LEASE + 1)
+    second = claim_job(db, job.id, LEASE, now=later)
+    assert isinstance(second, Claim) and second.attempt == 2
+    # The first delivery comes back late: its outcome is dropped, the second one's counts.
+    assert finish_job(db, first, JobStatus.SUCCEEDED, result={"late": True}) is False
+    assert finish_job(db, second, JobStatus.SUCCEEDED, result={"on": "time"}) is True
+    done = get_job(db, job.id)
+    assert done is not None and done.result == {"on": "time"}
+
+
+def test_renewing_keeps_only_the_current_claims_leases(db: Database) -> None:
+    job = create_job(db, "x").job
+    claim = claim_job(db, job.id, 3)
+    assert isinstance(claim, Claim)
     before = get_job(db, job.id)
-    assert run_job(db, job.id, sleep=lambda _: pytest.fail("ran twice")) == "succeeded"
+    assert before is not None and before.lease_expires_at is not None
+    assert renew_leases(db, [claim], 60) == 1
     after = get_job(db, job.id)
-    assert before is not None and after is not None
-    assert after.updated_at == before.updated_at
+    assert after is not None and after.lease_expires_at is not None
+    assert after.lease_expires_at - before.lease_expires_at > timedelta(seconds=50)
+    stale = Claim(job.id, claim.attempt + 1, "x", 0)
+    assert renew_leases(db, [stale], 60) == 0
+    assert renew_leases(db, [], 60) == 0
 
 
-def test_missing_job_is_dropped(migrated_sqlite_url: str) -> None:
-    assert run_job(get_database(migrated_sqlite_url), "nope") == "missing"
+def test_hand_back_requeues_only_for_its_own_claim(db: Database) -> None:
+    job = create_job(db, "x").job
+    claim = claim_job(db, job.id, LEASE)
+    assert isinstance(claim, Claim)
+    assert hand_back(db, Claim(job.id, claim.attempt + 1, "x", 0)) is False
+    assert hand_back(db, claim) is True
+    queued = get_job(db, job.id)
+    assert queued is not None and queued.status == "queued" and queued.lease_expires_at is None
+    assert hand_back(db, claim) is False  # not running any more
 
 
-def test_state_changes_only_from_the_right_states(migrated_sqlite_url: str) -> None:
-    db = get_database(migrated_sqlite_url)
-    job = create_job(db, "x")
-    assert mark_requeued(db, job.id) is False  # queued, not running
-    run_job(db, job.id, sleep=lambda _: None)
-    assert mark_failed(db, job.id, "late") is False  # already succeeded
+def test_mark_failed_never_overwrites_a_final_state(db: Database) -> None:
+    job = create_job(db, "x").job
+    run_job(db, job.id, lease=LEASE, sleep=no_sleep)
+    assert mark_failed(db, job.id, "late") is False
     stored = get_job(db, job.id)
     assert stored is not None and stored.status == "succeeded"
 
 
-def test_database_errors_propagate_for_retries(migrated_sqlite_url: str) -> None:
-    db = get_database(migrated_sqlite_url)
-    job = create_job(db, "x")
+def test_missing_job_is_dropped(db: Database) -> None:
+    assert run_job(db, "nope", lease=LEASE) == "missing"
+
+
+def test_idempotency_key_returns_the_first_job(db: Database) -> None:
+    first = create_job(db, "x", 1.0, idempotency_key="k-1")
+    again = create_job(db, "x", 1.0, idempotency_key="k-1")
+    assert (first.replayed, again.replayed) == (False, True)
+    assert again.job.id == first.job.id
+    other = create_job(db, "x", 1.0, idempotency_key="k-2")
+    assert other.job.id != first.job.id
+    with pytest.raises(IdempotencyKeyReused):
+        create_job(db, "y", 1.0, idempotency_key="k-1")
+    with pytest.raises(IdempotencyKeyReused):
+        create_job(db, "x", 2.0, idempotency_key="k-1")
+    assert status_counts(db)["queued"] == 2
+
+
+def test_withdraw_only_the_untouched_row(db: Database) -> None:
+    untouched = create_job(db, "a").job
+    assert withdraw_job(db, untouched) is True
+    assert get_job(db, untouched.id) is None
+
+    replayed = create_job(db, "b", idempotency_key="kb").job
+    assert touch_queued(db, replayed.id) is True  # a replay answered 202 for it meanwhile
+    assert withdraw_job(db, replayed) is False
+    assert get_job(db, replayed.id) is not None
+
+    claimed = create_job(db, "c").job
+    assert isinstance(claim_job(db, claimed.id, LEASE), Claim)
+    assert withdraw_job(db, claimed) is False
+    assert touch_queued(db, claimed.id) is False
+
+
+def test_figures_for_metrics(db: Database) -> None:
+    assert status_counts(db) == {"queued": 0, "running": 0, "succeeded": 0, "failed": 0}
+    assert oldest_queued_age(db) == 0.0
+    waiting = create_job(db, "w").job
+    done = create_job(db, "d").job
+    run_job(db, done.id, lease=LEASE, sleep=no_sleep)
+    assert status_counts(db) == {"queued": 1, "running": 0, "succeeded": 1, "failed": 0}
+    age = oldest_queued_age(db, now=waiting.created_at + timedelta(seconds=42))
+    assert age == pytest.approx(42, abs=0.01)
+
+
+def test_database_errors_propagate_for_retries(db: Database) -> None:
+    job = create_job(db, "x").job
     with db.engine.begin() as conn:
         conn.execute(text("DROP TABLE jobs"))
-    with pytest.raises(OperationalError):
-        run_job(db, job.id)
+    with pytest.raises((OperationalError, ProgrammingError)):
+        run_job(db, job.id, lease=LEASE)
 
 
 ACTOR_SCRIPT = """
@@ -89,7 +198,7 @@ from boards.jobs import create_job, get_job
 from boards.workers.actors import broker, process_job, settings
 
 db = get_database(settings.effective_database_url)
-job = create_job(db, sys.argv[1], delay_seconds=0.2)
+job = create_job(db, sys.argv[1], delay_seconds=0.2).job
 process_job.fn(job.id)  # the actor's own function, called directly
 done = get_job(db, job.id)
 print(process_job.actor_name, process_job.queue_name, process_job.options["max_retries"])
@@ -104,11 +213,9 @@ print(done.status, done.error, done.result)
         ("fail: nope", "failed nope None"),
     ],
 )
-def test_actor_function_on_sqlite(
-    h: SimpleNamespace, migrated_sqlite_url: str, payload: str, expected: str
-) -> None:
+def test_actor_function(h: SimpleNamespace, migrated_url: str, payload: str, expected: str) -> None:
     env = h.base_env(
-        BOARDS_DATABASE_URL=migrated_sqlite_url,
+        BOARDS_DATABASE_URL=migrated_url,
         BOARDS_REDIS_URL=f"redis://127.0.0.1:{h.free_port()}/0",  # never contacted here
         BOARDS_JOB_MAX_RETRIES="2",
     )
@@ -123,3 +230,7 @@ def test_actor_function_on_sqlite(
     meta, outcome = proc.stdout.strip().splitlines()
     assert meta == "process_job boards-jobs 2"
     assert outcome.startswith(expected)
+
+
+def test_get_database_is_one_per_url(migrated_url: str) -> None:
+    assert get_database(migrated_url) is get_database(migrated_url)

@@ -47,7 +47,7 @@ def _model_diff(url: str) -> list[object]:
 
 def _up_down_up(url: str, h: SimpleNamespace) -> None:
     head = head_revision(h.ALEMBIC_INI)
-    assert head == "0001"
+    assert head == "0002"
     assert _state(url) == (None, set())
 
     assert upgrade_to_head(url, h.ALEMBIC_INI) == head
@@ -94,12 +94,12 @@ def test_concurrent_upgrades_end_with_one_schema(fresh_pg_url: str, h: SimpleNam
     outputs = [proc.communicate(timeout=180)[0] for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0, 0], outputs
     assert sum("upgrading database schema from None" in out for out in outputs) == 1, outputs
-    assert sum("database schema is at head 0001" in out for out in outputs) == 2, outputs
+    assert sum("database schema is at head 0002" in out for out in outputs) == 2, outputs
 
     with _connect(fresh_pg_url) as conn:
         versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
         jobs_tables = conn.execute(
             text("SELECT count(*) FROM pg_tables WHERE tablename = 'jobs'")
         ).scalar_one()
-    assert versions == [("0001",)]
+    assert versions == [("0002",)]
     assert jobs_tables == 1

@@ -149,8 +149,23 @@ def worker_argv(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
     return [*argv, *extra]
 
 
+def prepare_worker_metrics(settings: Settings) -> None:
+    """Point dramatiq's Prometheus middleware at BOARDS_WORKER_METRICS_PORT and give it an
+    empty multiprocess directory (files of a previous run would be added to this one's)."""
+    if settings.worker_metrics_port == 0:
+        return
+    metrics_dir = settings.run_dir / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    # dramatiq reads these lower-case names.
+    os.environ["dramatiq_prom_db"] = str(metrics_dir)  # noqa: SIM112
+    os.environ["dramatiq_prom_port"] = str(settings.worker_metrics_port)  # noqa: SIM112
+
+
 def run_worker(extra: Sequence[str]) -> int:
-    exec_command(worker_argv(_settings(require_redis=True), extra))
+    settings = _settings(require_redis=True)
+    prepare_worker_metrics(settings)
+    exec_command(worker_argv(settings, extra))
 
 
 def run_migrate(extra: Sequence[str]) -> int:

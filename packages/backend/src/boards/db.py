@@ -6,11 +6,19 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, make_url
+from sqlalchemy import Engine, create_engine, exc, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 #: Seconds to wait for a PostgreSQL connection (and for a locked SQLite file).
 CONNECT_TIMEOUT = 3
+
+#: The errors that mean "the database did not answer" (down, restarting, pool exhausted), as
+#: opposed to a statement that is wrong: callers answer 503 or retry for these only.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    exc.OperationalError,
+    exc.InterfaceError,
+    exc.TimeoutError,
+)
 
 
 def engine_options(url: str) -> dict[str, Any]:

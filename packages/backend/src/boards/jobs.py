@@ -1,18 +1,28 @@
-"""Jobs: what the API stores and enqueues, and what the worker does with them.
+"""Jobs: what the API stores, and how a worker claims, runs and finishes them.
 
 Kept free of dramatiq and FastAPI so both roles (and tests) can use it directly.
+
+The database row is the truth. A queue message only says "look at job X", and may arrive twice
+(a re-delivery after a lost worker, a reconciler re-send, dramatiq's own requeue). Every status
+change is therefore a guarded ``UPDATE``: a delivery *claims* a job (``queued``, or ``running``
+with an expired lease, to ``running``, bumping ``attempts``), and only the holder of that
+attempt may finish it. A duplicate delivery finds nothing to claim and does nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-from sqlalchemy import update
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from boards.db import Database
 from boards.models import Job, JobStatus, utcnow
@@ -36,17 +46,116 @@ def compute_result(payload: str) -> dict[str, Any]:
     }
 
 
-def create_job(db: Database, payload: str, delay_seconds: float = 0.0) -> Job:
+def time_limit_ms(job_time_limit: float, delay_seconds: float) -> int:
+    """A job's time limit in dramatiq's unit: BOARDS_JOB_TIME_LIMIT on top of its own delay."""
+    return int((job_time_limit + delay_seconds) * 1000)
+
+
+def request_fingerprint(payload: str, delay_seconds: float) -> str:
+    """What an ``Idempotency-Key`` is bound to: the request's meaning, not its bytes."""
+    canonical = json.dumps({"payload": payload, "delay_seconds": float(delay_seconds)})
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+# -- submitting ----------------------------------------------------------------------------------
+
+
+class IdempotencyKeyReused(Exception):
+    """The key was first used for a different request."""
+
+    def __init__(self, key: str, job_id: str) -> None:
+        super().__init__(f"Idempotency-Key {key!r} was used for another request (job {job_id})")
+        self.key = key
+        self.job_id = job_id
+
+
+@dataclass(frozen=True)
+class Submission:
+    job: Job
+    #: True when an earlier request with the same ``Idempotency-Key`` created the job.
+    replayed: bool
+
+
+def _replay(db: Database, key: str, fingerprint: str) -> Submission | None:
+    with db.session() as session:
+        job = session.scalar(select(Job).where(Job.idempotency_key == key))
+    if job is None:
+        return None
+    if job.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReused(key, job.id)
+    return Submission(job, replayed=True)
+
+
+def create_job(
+    db: Database, payload: str, delay_seconds: float = 0.0, *, idempotency_key: str | None = None
+) -> Submission:
+    """Store a new ``queued`` job, or return the one an earlier request with the same key made.
+
+    Raises :class:`IdempotencyKeyReused` when the key belongs to a different request, and
+    SQLAlchemy errors when the database cannot be reached.
+    """
+    fingerprint = request_fingerprint(payload, delay_seconds)
+    if idempotency_key is not None:
+        earlier = _replay(db, idempotency_key, fingerprint)
+        if earlier is not None:
+            return earlier
     job = Job(
         id=str(uuid.uuid4()),
         payload=payload,
         delay_seconds=float(delay_seconds),
         status=JobStatus.QUEUED,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint if idempotency_key is not None else None,
+        attempts=0,
+        redeliveries=0,
+        enqueued_at=utcnow(),
     )
+    try:
+        with db.session() as session:
+            session.add(job)
+            session.commit()
+    except IntegrityError:
+        # The same key, committed by a concurrent request a moment ago.
+        if idempotency_key is None:
+            raise
+        earlier = _replay(db, idempotency_key, fingerprint)
+        if earlier is None:
+            raise
+        return earlier
+    return Submission(job, replayed=False)
+
+
+def withdraw_job(db: Database, job: Job) -> bool:
+    """Delete a job no message could be sent for (the API then answers 503).
+
+    Only while the row is exactly as this request created it: never claimed, and not touched by
+    a replay of its ``Idempotency-Key`` (which may already have answered 202 for it). If a
+    message did get through after all, the worker finds no row and does nothing.
+    """
     with db.session() as session:
-        session.add(job)
+        stmt = delete(Job).where(
+            Job.id == job.id,
+            Job.status == JobStatus.QUEUED,
+            Job.attempts == 0,
+            Job.enqueued_at == job.enqueued_at,
+        )
+        removed = session.execute(stmt).rowcount  # type: ignore[attr-defined]
         session.commit()
-    return job
+    return bool(removed)
+
+
+def touch_queued(db: Database, job_id: str) -> bool:
+    """A replayed request for a job that is still ``queued``: note the new send, so the first
+    request can no longer withdraw the job; False if the job is no longer queued or gone."""
+    with db.session() as session:
+        stmt = (
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+            .values(enqueued_at=utcnow())
+        )
+        changed = session.execute(stmt).rowcount  # type: ignore[attr-defined]
+        session.commit()
+    return bool(changed)
 
 
 def get_job(db: Database, job_id: str) -> Job | None:
@@ -54,62 +163,212 @@ def get_job(db: Database, job_id: str) -> Job | None:
         return session.get(Job, job_id)
 
 
-def _set(db: Database, job_id: str, *, only_from: tuple[str, ...] = (), **values: Any) -> bool:
-    """Update one job; with ``only_from``, only while its status is one of those."""
-    stmt = update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **values)
-    if only_from:
-        stmt = stmt.where(Job.status.in_(only_from))
+# -- running -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One delivery's hold on a job: ``attempt`` fences every later write of this delivery."""
+
+    job_id: str
+    attempt: int
+    payload: str
+    delay_seconds: float
+
+
+class LeaseHolder(Protocol):
+    """Where a worker keeps the claims it is running, so a heartbeat can renew their leases."""
+
+    def add(self, claim: Claim) -> None: ...
+    def discard(self, claim: Claim) -> None: ...
+
+
+def claim_job(
+    db: Database, job_id: str, lease: float, *, now: datetime | None = None
+) -> Claim | str:
+    """Claim a job for this delivery, or say why not: ``missing``, its final status, or
+    ``held`` (running under another delivery's live lease)."""
+    now = now or utcnow()
+    stmt = (
+        update(Job)
+        .where(
+            Job.id == job_id,
+            (Job.status == JobStatus.QUEUED)
+            | ((Job.status == JobStatus.RUNNING) & (Job.lease_expires_at < now)),
+        )
+        .values(
+            status=JobStatus.RUNNING,
+            attempts=Job.attempts + 1,
+            lease_expires_at=now + timedelta(seconds=lease),
+            started_at=now,
+            error=None,
+            updated_at=now,
+        )
+        .returning(Job.attempts, Job.payload, Job.delay_seconds)
+    )
+    with db.session() as session:
+        row = session.execute(stmt).first()
+        if row is not None:
+            session.commit()
+            return Claim(job_id, int(row.attempts), row.payload, float(row.delay_seconds))
+        session.rollback()
+        status = session.scalar(select(Job.status).where(Job.id == job_id))
+    if status is None:
+        return "missing"
+    return status if status in JobStatus.FINAL else "held"
+
+
+def _write_fenced(db: Database, claim: Claim, **values: Any) -> bool:
+    """Update the job only while this claim still holds it."""
+    stmt = (
+        update(Job)
+        .where(
+            Job.id == claim.job_id,
+            Job.status == JobStatus.RUNNING,
+            Job.attempts == claim.attempt,
+        )
+        .values(updated_at=utcnow(), **values)
+    )
     with db.session() as session:
         changed = session.execute(stmt).rowcount  # type: ignore[attr-defined]
         session.commit()
     return bool(changed)
 
 
-def mark_failed(db: Database, job_id: str, error: str) -> bool:
-    """Record a final failure (unless the job already reached a final state)."""
-    return _set(
+def finish_job(
+    db: Database,
+    claim: Claim,
+    status: str,
+    *,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> bool:
+    """Record the outcome of ``claim``; False (and no effect) if another delivery took over."""
+    assert status in JobStatus.FINAL
+    return _write_fenced(
         db,
-        job_id,
-        only_from=(JobStatus.QUEUED, JobStatus.RUNNING),
-        status=JobStatus.FAILED,
+        claim,
+        status=status,
+        result=result,
         error=error,
+        lease_expires_at=None,
+        finished_at=utcnow(),
     )
 
 
-def mark_requeued(db: Database, job_id: str) -> bool:
-    """A running job handed back to the queue (worker stopping): back to ``queued``."""
-    return _set(db, job_id, only_from=(JobStatus.RUNNING,), status=JobStatus.QUEUED)
+def hand_back(db: Database, claim: Claim) -> bool:
+    """A stopping worker gives a running job back: ``queued`` again, to be re-sent."""
+    return _write_fenced(
+        db, claim, status=JobStatus.QUEUED, lease_expires_at=None, enqueued_at=utcnow()
+    )
 
 
-def run_job(db: Database, job_id: str, *, sleep: Callable[[float], None] = time.sleep) -> str:
-    """Process one job; returns its final status (or ``"missing"``).
+def mark_failed(db: Database, job_id: str, error: str) -> bool:
+    """Record a final failure (unless the job already reached a final state)."""
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))
+        .values(
+            status=JobStatus.FAILED,
+            error=error,
+            lease_expires_at=None,
+            finished_at=utcnow(),
+            updated_at=utcnow(),
+        )
+    )
+    with db.session() as session:
+        changed = session.execute(stmt).rowcount  # type: ignore[attr-defined]
+        session.commit()
+    return bool(changed)
+
+
+def renew_leases(db: Database, claims: Iterable[Claim], lease: float) -> int:
+    """Push out the leases of the claims a live worker is running; returns how many held."""
+    by_attempt = [(c.job_id, c.attempt) for c in claims]
+    if not by_attempt:
+        return 0
+    until = utcnow() + timedelta(seconds=lease)
+    renewed = 0
+    with db.session() as session:
+        for job_id, attempt in by_attempt:
+            stmt = (
+                update(Job)
+                .where(
+                    Job.id == job_id,
+                    Job.status == JobStatus.RUNNING,
+                    Job.attempts == attempt,
+                )
+                .values(lease_expires_at=until)
+            )
+            renewed += session.execute(stmt).rowcount  # type: ignore[attr-defined]
+        session.commit()
+    return renewed
+
+
+def run_job(
+    db: Database,
+    job_id: str,
+    *,
+    lease: float,
+    leases: LeaseHolder | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    on_claim: Callable[[Claim], None] | None = None,
+) -> str:
+    """Process one delivery of a job; returns the job's status afterwards, or why nothing ran
+    (``missing``, ``held``, a final status).
 
     Database errors propagate so the caller (the actor) retries. Deterministic failures
     (``fail:`` payloads) are recorded as ``failed`` and return normally.
     """
+    claim = claim_job(db, job_id, lease)
+    if isinstance(claim, str):
+        logger.info("job %s: nothing to do (%s)", job_id, claim)
+        return claim
+    if on_claim is not None:
+        on_claim(claim)
+    if leases is not None:
+        leases.add(claim)
+    try:
+        logger.info("job %s running (attempt %d)", job_id, claim.attempt)
+        if claim.delay_seconds > 0:
+            sleep(claim.delay_seconds)  # cooperative under dramatiq-gevent's monkey patching
+        result: dict[str, Any] | None = None
+        error: str | None = None
+        if claim.payload.startswith(FAIL_PREFIX):
+            outcome = JobStatus.FAILED
+            error = claim.payload[len(FAIL_PREFIX) :].strip() or "failure requested by payload"
+        else:
+            outcome, result = JobStatus.SUCCEEDED, compute_result(claim.payload)
+        if not finish_job(db, claim, outcome, result=result, error=error):
+            logger.warning(
+                "job %s: attempt %d lost its lease; result dropped", job_id, claim.attempt
+            )
+            return "superseded"
+    finally:
+        if leases is not None:
+            leases.discard(claim)
+    logger.info("job %s %s", job_id, outcome)
+    return outcome
+
+
+# -- figures for /metrics ------------------------------------------------------------------------
+
+
+def status_counts(db: Database) -> dict[str, int]:
+    """Jobs per status (every status present, zero when none)."""
+    counts = dict.fromkeys(JobStatus.ALL, 0)
     with db.session() as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            logger.warning("job %s not found; dropping the message", job_id)
-            return "missing"
-        if job.status in JobStatus.FINAL:
-            logger.info("job %s already %s; nothing to do", job_id, job.status)
-            return job.status
-        job.status = JobStatus.RUNNING
-        job.error = None
-        session.commit()
-        payload, delay = job.payload, job.delay_seconds
+        for status, count in session.execute(select(Job.status, func.count()).group_by(Job.status)):
+            counts[status] = int(count)
+    return counts
 
-    logger.info("job %s running", job_id)
-    if delay > 0:
-        sleep(delay)  # time.sleep is cooperative under dramatiq-gevent's monkey patching
 
-    if payload.startswith(FAIL_PREFIX):
-        reason = payload[len(FAIL_PREFIX) :].strip() or "failure requested by payload"
-        _set(db, job_id, status=JobStatus.FAILED, error=reason, result=None)
-        logger.info("job %s failed: %s", job_id, reason)
-        return JobStatus.FAILED
-
-    _set(db, job_id, status=JobStatus.SUCCEEDED, result=compute_result(payload), error=None)
-    logger.info("job %s succeeded", job_id)
-    return JobStatus.SUCCEEDED
+def oldest_queued_age(db: Database, *, now: datetime | None = None) -> float:
+    """Seconds the oldest ``queued`` job has waited since it was created (0 when none)."""
+    with db.session() as session:
+        oldest = session.scalar(
+            select(func.min(Job.created_at)).where(Job.status == JobStatus.QUEUED)
+        )
+    if oldest is None:
+        return 0.0
+    return max(0.0, ((now or utcnow()) - oldest).total_seconds())

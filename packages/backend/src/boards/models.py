@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, String, Text
+from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -43,15 +43,36 @@ class JobStatus:
     FAILED = "failed"
 
     FINAL = frozenset({SUCCEEDED, FAILED})
+    ALL = (QUEUED, RUNNING, SUCCEEDED, FAILED)
 
 
 class Job(Base):
+    """One job. The row is the truth; a queue message only says "look at this row".
+
+    Delivery bookkeeping: ``attempts`` counts the deliveries that claimed the job (also the
+    fencing token of the current one), ``lease_expires_at`` is when a running job's worker is
+    presumed dead unless it renews, ``enqueued_at`` is when a message was last sent (or last seen
+    in Redis) for a queued job, ``redeliveries`` counts the messages the reconciler re-sent.
+    """
+
     __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_status_enqueued_at", "status", "enqueued_at"),
+        UniqueConstraint("idempotency_key", name="uq_jobs_idempotency_key"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     payload: Mapped[str] = mapped_column(Text, nullable=False)
     delay_seconds: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
     status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    redeliveries: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from typing import Any
 
 import redis
 from dramatiq import Message
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
+from dramatiq.common import dq_name
 from dramatiq.middleware import Middleware
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -20,6 +22,16 @@ logger = logging.getLogger("boards.queue")
 #: Seconds to wait for Redis to accept a connection / answer a command.
 REDIS_CONNECT_TIMEOUT = 2.0
 REDIS_SOCKET_TIMEOUT = 5.0
+
+#: Share of broker commands that also run dramatiq's queue maintenance, which moves the
+#: unacknowledged messages of workers silent for longer than the heartbeat timeout back onto
+#: their queue. dramatiq's default (0.1 %) leaves a killed worker's messages stranded for
+#: minutes on a quiet queue; at 5 % an idle worker's fetches run it every few seconds. (The
+#: reconciler's lease check is the bound we promise; this is the fast path.)
+MAINTENANCE_CHANCE = MAINTENANCE_SCALE * 5 // 100
+
+#: Seconds a broker without its own heartbeat setting (the API's) reports itself alive for.
+DEFAULT_HEARTBEAT_TIMEOUT = 10.0
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -34,10 +46,49 @@ def redis_client(url: str) -> redis.Redis:
     )
 
 
-def redis_broker(url: str, middleware: list[Middleware] | None = None) -> RedisBroker:
+def redis_broker(
+    url: str,
+    middleware: list[Middleware] | None = None,
+    *,
+    heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+) -> RedisBroker:
     """A dramatiq Redis broker on :func:`redis_client`; no connection is made here."""
-    broker = RedisBroker(client=redis_client(url), middleware=middleware or [])  # type: ignore[no-untyped-call]
+    broker = RedisBroker(  # type: ignore[no-untyped-call]
+        client=redis_client(url),
+        middleware=middleware or [],
+        heartbeat_timeout=int(heartbeat_timeout * 1000),
+        maintenance_chance=MAINTENANCE_CHANCE,
+    )
     return broker
+
+
+def held_job_ids(broker: RedisBroker) -> set[str]:
+    """The job ids Redis holds a message for: ready, delayed (retry backoff) or in flight.
+
+    dramatiq keeps every message's body in ``<namespace>:<queue>.msgs`` until it is acked, and
+    the delayed ones in the ``.DQ`` queue's hash. Raises redis errors when Redis is unreachable.
+    """
+    held: set[str] = set()
+    for queue in (QUEUE_NAME, dq_name(QUEUE_NAME)):
+        key = f"{broker.namespace}:{queue}.msgs"
+        for _, body in broker.client.hscan_iter(key, count=1000):
+            try:
+                message = json.loads(body)
+            except ValueError:
+                continue
+            if message.get("actor_name") == ACTOR_NAME and message.get("args"):
+                held.add(str(message["args"][0]))
+    return held
+
+
+def job_message(job_id: str, *, time_limit_ms: int | None = None) -> Message[Any]:
+    """The ``process_job`` message for one job (the API's and the reconciler's sends)."""
+    options: dict[str, Any] = {}
+    if time_limit_ms is not None:
+        options["time_limit"] = time_limit_ms
+    return Message(
+        queue_name=QUEUE_NAME, actor_name=ACTOR_NAME, args=(job_id,), kwargs={}, options=options
+    )
 
 
 class BrokerUnavailable(RuntimeError):
@@ -77,18 +128,8 @@ class JobQueue:
 
     def enqueue(self, job_id: str, *, time_limit_ms: int | None = None) -> str:
         """Send one ``process_job`` message; returns the dramatiq message id."""
-        options: dict[str, Any] = {}
-        if time_limit_ms is not None:
-            options["time_limit"] = time_limit_ms
-        message: Message[Any] = Message(
-            queue_name=QUEUE_NAME,
-            actor_name=ACTOR_NAME,
-            args=(job_id,),
-            kwargs={},
-            options=options,
-        )
         try:
-            sent = self.broker.enqueue(message)
+            sent = self.broker.enqueue(job_message(job_id, time_limit_ms=time_limit_ms))
         except BrokerUnavailable:
             raise
         except Exception as exc:

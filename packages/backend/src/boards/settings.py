@@ -45,6 +45,13 @@ RULES: dict[str, str] = {
         "must be a number of seconds > 0 and <= 86400, not less than BOARDS_JOB_RETRY_MIN_BACKOFF"
     ),
     "run_dir": "must be a directory path",
+    "api_max_body_bytes": "must be an integer number of bytes from 1024 to 104857600",
+    "job_lease": "must be a number of seconds from 3 to 3600",
+    "job_max_deliveries": "must be an integer from 1 to 100",
+    "reconcile_interval": "must be a number of seconds > 0 and <= 300",
+    "reconcile_queued_after": "must be a number of seconds from 8 to 3600",
+    "broker_heartbeat_timeout": "must be a number of seconds from 2 to 600",
+    "worker_metrics_port": "must be an integer from 0 (off) to 65535",
     "alembic_ini": "must be the path of the alembic.ini file",
 }
 
@@ -92,6 +99,16 @@ class Settings(BaseSettings):
     job_retry_min_backoff: float = Field(default=1.0, gt=0, le=3600)
     job_retry_max_backoff: float = Field(default=30.0, gt=0, le=86400)
     run_dir: Path = Path("/tmp/boards")  # noqa: S108 (per-container scratch dir)
+    # Delivery guarantees (docs/operations.md, "What a 202 guarantees").
+    api_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=104_857_600)
+    job_lease: float = Field(default=15.0, ge=3, le=3600)
+    job_max_deliveries: int = Field(default=5, ge=1, le=100)
+    reconcile_interval: float = Field(default=5.0, gt=0, le=300)
+    # At least the API's worst-case enqueue (Redis connect 2 s + reply 5 s): a job the API is
+    # still sending, or about to delete after a failed send, is never taken for a lost one.
+    reconcile_queued_after: float = Field(default=10.0, ge=8, le=3600)
+    broker_heartbeat_timeout: float = Field(default=10.0, ge=2, le=600)
+    worker_metrics_port: int = Field(default=9191, ge=0, le=65535)
     alembic_ini: Path = Field(default_factory=default_alembic_ini)
 
     @field_validator("api_host")

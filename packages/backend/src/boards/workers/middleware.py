@@ -1,4 +1,5 @@
-"""Dramatiq middleware for the boards worker: heartbeat file, hand-back on shutdown, outcomes."""
+"""Dramatiq middleware for the boards worker: heartbeat file, leases, the reconciler loop,
+hand-back on shutdown, outcomes, metrics."""
 
 from __future__ import annotations
 
@@ -15,14 +16,45 @@ from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware, Shutdown
 from dramatiq.threading import is_gevent_active, raise_thread_exception
 
+from boards.db import Database
 from boards.healthcheck import HEARTBEAT_PREFIX, HEARTBEAT_SUFFIX
+from boards.jobs import Claim, renew_leases
 from boards.logs import one_line
+from boards.workers.reconciler import PassReport, Reconciler
 
 logger = logging.getLogger("boards.worker")
 
 #: Seconds between heartbeats. The HEALTHCHECK calls a worker healthy while the newest
 #: heartbeat file is younger than ``boards.healthcheck.HEARTBEAT_MAX_AGE`` (20 s).
 HEARTBEAT_INTERVAL = 5.0
+
+
+class Periodic:
+    """Call ``action`` every ``interval`` seconds in a daemon thread (a greenlet under gevent)
+    until stopped; the first call comes at once. An exception is logged and the loop goes on."""
+
+    def __init__(self, name: str, interval: float, action: Callable[[], object]) -> None:
+        self.name = name
+        self.interval = interval
+        self.action = action
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.action()
+            except Exception as exc:
+                logger.error("%s: %s", self.name, one_line(exc))
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 def heartbeat_path(run_dir: Path) -> Path:
@@ -46,8 +78,7 @@ class Heartbeat(Middleware):
         self.ping = ping
         self.interval = interval
         self.path: Path | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("boards-heartbeat", interval, self.beat)
         self.failures = 0
 
     def beat(self) -> bool:
@@ -78,11 +109,6 @@ class Heartbeat(Middleware):
         self.path = path
         return True
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.beat()
-            self._stop.wait(self.interval)
-
     def announce(self) -> None:
         """Create this process's file with a timestamp far in the past.
 
@@ -93,15 +119,13 @@ class Heartbeat(Middleware):
 
     def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
         self.announce()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="boards-heartbeat", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
-        self._stop.set()
+        self._loop.stop()
 
     def after_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
-        self._stop.set()
+        self._loop.stop()
         path = self.path or heartbeat_path(self.run_dir)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -224,3 +248,111 @@ class RecordGiveUp(Middleware):
             self.on_give_up(job_id, error)
         except Exception as exc:
             logger.error("could not record the failure of job %s: %s", job_id, one_line(exc))
+
+
+class LeaseKeeper(Middleware):
+    """The claims this process is running; renews their leases every third of a lease.
+
+    A worker that dies stops renewing, its jobs' leases run out, and the reconciler re-sends them.
+    """
+
+    def __init__(self, database: Database, lease: float) -> None:
+        self.database = database
+        self.lease = lease
+        self._lock = threading.Lock()
+        self._claims: dict[tuple[str, int], Claim] = {}
+        self._loop = Periodic("boards-leases", lease / 3, self.renew)
+
+    def add(self, claim: Claim) -> None:
+        with self._lock:
+            self._claims[(claim.job_id, claim.attempt)] = claim
+
+    def discard(self, claim: Claim) -> None:
+        with self._lock:
+            self._claims.pop((claim.job_id, claim.attempt), None)
+
+    def held(self) -> list[Claim]:
+        with self._lock:
+            return list(self._claims.values())
+
+    def renew(self) -> int:
+        return renew_leases(self.database, self.held(), self.lease)
+
+    def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
+        self._loop.start()
+
+    def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        self._loop.stop()
+
+
+class WorkerMetrics:
+    """boards' own worker counters. dramatiq's Prometheus middleware puts prometheus_client in
+    multiprocess mode at process boot and serves every process's metrics on one port; the
+    counters are therefore created on first use, after that boot, never at import."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._runs: Any = None
+        self._redeliveries: Any = None
+
+    def _ensure(self) -> bool:
+        if not self.enabled:
+            return False
+        if self._runs is None:
+            import prometheus_client as prom
+
+            registry = prom.CollectorRegistry()  # the exposition server reads the files
+            self._runs = prom.Counter(
+                "boards_reconciler_runs",
+                "Reconciler passes, by outcome (ok, skipped, broker_down, error).",
+                ["outcome"],
+                registry=registry,
+            )
+            self._redeliveries = prom.Counter(
+                "boards_job_redeliveries",
+                "Jobs the reconciler re-sent, by reason (lease_expired, lost), or gave up on.",
+                ["reason"],
+                registry=registry,
+            )
+        return True
+
+    def record(self, report: PassReport) -> None:
+        if not self._ensure():
+            return
+        self._runs.labels(report.outcome).inc()
+        for reason, jobs in (
+            ("lease_expired", report.lease_expired),
+            ("lost", report.lost),
+            ("gave_up", report.gave_up),
+        ):
+            if jobs:
+                self._redeliveries.labels(reason).inc(len(jobs))
+
+    def record_error(self) -> None:
+        if self._ensure():
+            self._runs.labels("error").inc()
+
+
+class ReconcileLoop(Middleware):
+    """Runs :class:`~boards.workers.reconciler.Reconciler` passes every ``interval`` seconds."""
+
+    def __init__(self, reconciler: Reconciler, interval: float, metrics: WorkerMetrics) -> None:
+        self.reconciler = reconciler
+        self.metrics = metrics
+        self._loop = Periodic("boards-reconciler", interval, self.run_once)
+
+    def run_once(self) -> PassReport | None:
+        try:
+            report = self.reconciler.run_once()
+        except Exception as exc:
+            logger.warning("reconciler pass failed, next pass retries: %s", one_line(exc))
+            self.metrics.record_error()
+            return None
+        self.metrics.record(report)
+        return report
+
+    def after_worker_boot(self, broker: Broker, worker: Worker) -> None:
+        self._loop.start()
+
+    def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        self._loop.stop()

@@ -1,0 +1,29 @@
+"""What the routes are handed: the app's services, as a typed FastAPI dependency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from boards.api.metrics import ApiMetrics
+from boards.db import Database
+from boards.queue import JobQueue
+from boards.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    database: Database
+    queue: JobQueue
+    metrics: ApiMetrics
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

@@ -1,0 +1,128 @@
+"""One error shape for every answer the API cannot give: ``{"error", "detail", "request_id"}``.
+
+Nothing of the internals reaches a client: no SQL, parameters, driver messages or tracebacks.
+Those go to the log, under the request id the response carries (``X-Request-ID``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from boards.db import UNAVAILABLE
+from boards.logs import one_line
+
+logger = logging.getLogger("boards.api")
+
+#: Codes for the HTTP errors Starlette and FastAPI raise themselves (404 route, 405, 400 body).
+_HTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+
+class ApiError(Exception):
+    """Raised by routes: answered as the error shape with ``status``."""
+
+    def __init__(
+        self, status: int, error: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+        self.headers = headers or {}
+
+
+def request_id_of(scope_or_request: Any) -> str | None:
+    scope = getattr(scope_or_request, "scope", scope_or_request)
+    state = scope.get("state") or {}
+    value = state.get("request_id")
+    return str(value) if value is not None else None
+
+
+def error_body(error: str, detail: str, request_id: str | None, **extra: Any) -> bytes:
+    # ensure_ascii: a client's lone surrogate can never make the error itself unrenderable.
+    content = {"error": error, "detail": detail, "request_id": request_id, **extra}
+    return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
+
+
+def error_response(
+    status: int,
+    error: str,
+    detail: str,
+    request_id: str | None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    return Response(
+        error_body(error, detail, request_id, **extra),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> tuple[int, str, str, list[dict[str, Any]]]:
+    """Status, code, one-line detail and the field errors, without the rejected input."""
+    errors = [
+        {
+            "loc": [str(part) for part in err.get("loc", ())],
+            "msg": str(err.get("msg", "")),
+            "type": str(err.get("type", "")),
+        }
+        for err in exc.errors()
+    ]
+    if any(err["type"] == "json_invalid" for err in errors):
+        return 400, "invalid_json", "the body is not valid JSON", []
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(part for part in first["loc"] if part != "body") or "body"
+    return 422, "invalid_request", f"{where}: {first['msg']}", errors
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> Response:
+        return error_response(
+            exc.status, exc.error, exc.detail, request_id_of(request), headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        status, code, detail, errors = _validation_errors(exc)
+        if errors:
+            return error_response(status, code, detail, request_id_of(request), errors=errors)
+        return error_response(status, code, detail, request_id_of(request))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        detail = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        return error_response(
+            exc.status_code, code, detail, request_id_of(request), headers=exc.headers
+        )
+
+    async def _database_down(request: Request, exc: Exception) -> Response:
+        logger.error("request %s: database unavailable: %s", request_id_of(request), one_line(exc))
+        return error_response(
+            503,
+            "database_unavailable",
+            "the database is unavailable; retry later",
+            request_id_of(request),
+            headers={"Retry-After": "5"},
+        )
+
+    # Only "the database did not answer" is a 503. Any other exception is a bug: it reaches
+    # the request-id middleware, which logs the traceback and answers a bare 500.
+    for unavailable in UNAVAILABLE:
+        app.add_exception_handler(unavailable, _database_down)

@@ -1,0 +1,32 @@
+"""Liveness, readiness and the system status."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from boards.api.deps import ServicesDep
+from boards.api.probes import readiness_reasons, system_health
+from boards.api.schemas import SystemHealth
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+def health() -> dict[str, str]:
+    """Liveness: the process answers. Touches neither the database nor the broker."""
+    return {"status": "ok"}
+
+
+@router.get("/health/ready")
+def ready(services: ServicesDep) -> JSONResponse:
+    """Readiness: database answers, schema at head, broker (when configured) answers."""
+    reasons = readiness_reasons(system_health(services))
+    body = {"status": "ready" if not reasons else "not_ready", "reasons": reasons}
+    return JSONResponse(status_code=503 if reasons else 200, content=body)
+
+
+@router.get("/api/v1/system/health")
+def api_system_health(services: ServicesDep) -> SystemHealth:
+    """Status of the database, broker and migrations, and the version (always 200)."""
+    return system_health(services)

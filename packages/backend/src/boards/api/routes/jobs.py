@@ -1,0 +1,159 @@
+"""Submitting jobs and reading them back."""
+
+from __future__ import annotations
+
+import email.message
+import logging
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request, Response
+
+from boards.api.deps import ServicesDep
+from boards.api.errors import ApiError
+from boards.api.schemas import ErrorOut, JobAccepted, JobIn, JobOut
+from boards.db import UNAVAILABLE
+from boards.jobs import (
+    IdempotencyKeyReused,
+    Submission,
+    create_job,
+    get_job,
+    time_limit_ms,
+    touch_queued,
+    withdraw_job,
+)
+from boards.models import JobStatus
+from boards.queue import BrokerUnavailable
+
+logger = logging.getLogger("boards.api")
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def require_json(request: Request) -> None:
+    """415 unless the body is declared JSON (``application/json`` or ``application/*+json``)."""
+    declared = request.headers.get("content-type")
+    if declared:
+        parsed = email.message.Message()
+        parsed["content-type"] = declared
+        subtype = parsed.get_content_subtype()
+        if parsed.get_content_maintype() == "application" and (
+            subtype == "json" or subtype.endswith("+json")
+        ):
+            return
+    raise ApiError(415, "unsupported_media_type", "send the body as Content-Type: application/json")
+
+
+def idempotency_key(
+    key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> str | None:
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not all(" " <= ch <= "~" for ch in key):
+        raise ApiError(
+            400,
+            "invalid_idempotency_key",
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters",
+        )
+    return key
+
+
+BROKER_DOWN = (503, "broker_unavailable", "the job queue is unavailable; nothing was stored")
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorOut} for code in (400, 413, 415, 422, 503)
+}
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobAccepted,
+    responses=ERRORS,
+    dependencies=[Depends(require_json)],
+)
+def submit_job(
+    body: JobIn,
+    services: ServicesDep,
+    request: Request,
+    response: Response,
+    key: Annotated[str | None, Depends(idempotency_key)],
+) -> JobAccepted:
+    """Store a job, then send it to the worker. 202: it will run (nothing accepted is lost).
+    503: it was not stored and will not run. A replay of an ``Idempotency-Key`` returns the
+    job the first request created (``Idempotent-Replayed: true``)."""
+    if not services.queue.configured:
+        raise ApiError(503, "broker_not_configured", "no broker: set BOARDS_REDIS_URL")
+    try:
+        submission = create_job(
+            services.database, body.payload, body.delay_seconds, idempotency_key=key
+        )
+        if (
+            submission.replayed
+            and submission.job.status == JobStatus.QUEUED
+            and not touch_queued(services.database, submission.job.id)
+        ):
+            # The first request withdrew it a moment ago (its send failed): start afresh.
+            submission = create_job(
+                services.database, body.payload, body.delay_seconds, idempotency_key=key
+            )
+    except IdempotencyKeyReused as exc:
+        raise ApiError(422, "idempotency_key_reused", str(exc)) from None
+    job = submission.job
+    if submission.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    if job.status == JobStatus.QUEUED:
+        _send(services, submission)
+    response.headers["Location"] = str(request.url_for("read_job", job_id=job.id))
+    return JobAccepted(id=job.id, status=job.status)
+
+
+def _send(services: ServicesDep, submission: Submission) -> None:
+    job = submission.job
+    limit = time_limit_ms(services.settings.job_time_limit, job.delay_seconds)
+    try:
+        services.queue.enqueue(job.id, time_limit_ms=limit)
+    except BrokerUnavailable as exc:
+        logger.error("job %s: could not enqueue: %s", job.id, exc)
+        if submission.replayed:
+            return  # the row is there (and was there before): the reconciler sends it
+        try:
+            withdrawn = withdraw_job(services.database, job)
+        except UNAVAILABLE:
+            withdrawn = False  # the row is committed: 202 stays true, the reconciler sends it
+        if withdrawn:
+            raise ApiError(*BROKER_DOWN, headers={"Retry-After": "5"}) from None
+        # Not withdrawn (a replay took the job over, or the database went away): the job stays
+        # queued and the reconciler sends it once Redis answers.
+        logger.info("job %s stays queued: the reconciler will send it", job.id)
+
+
+@router.get(
+    "/{job_id}",
+    response_model=JobOut,
+    responses={404: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+    name="read_job",
+)
+def read_job(job_id: str, services: ServicesDep) -> JobOut:
+    """A job's status, result and error."""
+    job = get_job(services.database, job_id) if _is_job_id(job_id) else None
+    if job is None:
+        raise ApiError(404, "not_found", "no such job")
+    return JobOut(
+        id=job.id,
+        status=job.status,
+        result=job.result,
+        error=job.error,
+        attempts=job.attempts,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+    )
+
+
+def _is_job_id(value: str) -> bool:
+    """Job ids are canonical UUIDs; anything else is not looked up (nor sent to the database)."""
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False

@@ -1,0 +1,204 @@
+"""The reconciler: re-delivers what the queue lost, so every accepted job reaches a final state.
+
+Redis is a fast path, the database is the truth. Each pass (every BOARDS_RECONCILE_INTERVAL
+seconds, in every worker process, one pass at a time across all replicas):
+
+1. **Expired leases.** A ``running`` job whose worker stopped renewing its lease (killed, OOM,
+   lost its node) goes back to ``queued`` and is re-sent; after BOARDS_JOB_MAX_DELIVERIES claims
+   it is marked ``failed`` instead (a job that keeps killing its worker must end somewhere).
+2. **Lost messages.** ``queued`` jobs not sent or seen for BOARDS_RECONCILE_QUEUED_AFTER seconds
+   are looked up in Redis; those Redis holds no message for (Redis killed or flushed, the API
+   killed between its commit and its send, a message dead-lettered while the database was down)
+   are re-sent. The ones Redis does hold are marked as seen, so a long backlog is not re-sent.
+
+Every change is a compare-and-set on the row, so two reconcilers (or a reconciler and a late
+worker) never both act on one job; on PostgreSQL a transaction-scoped advisory lock also keeps
+passes from overlapping. Messages are sent after the commit: a send that fails leaves the row
+``queued`` with a fresh ``enqueued_at``, and a later pass finds it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from dramatiq.brokers.redis import RedisBroker
+from sqlalchemy import Connection, select, text, update
+
+from boards.db import Database
+from boards.jobs import time_limit_ms
+from boards.logs import one_line
+from boards.models import Job, JobStatus, utcnow
+from boards.queue import held_job_ids, job_message
+
+logger = logging.getLogger("boards.reconciler")
+
+#: pg_try_advisory_xact_lock key of a pass: int.from_bytes(b"boards/r") (fits a bigint).
+LOCK_KEY = int.from_bytes(b"boards/r", "big")
+#: Rows looked at per step and pass; a larger backlog is worked through over several passes.
+BATCH = 1000
+
+
+@dataclass
+class PassReport:
+    """What one pass did. ``outcome``: ``ok``, ``skipped`` (another pass holds the lock),
+    ``broker_down`` (Redis did not answer: lost messages wait for the next pass)."""
+
+    outcome: str = "ok"
+    lease_expired: list[str] = field(default_factory=list)
+    gave_up: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    seen: int = 0
+    sent: int = 0
+
+    @property
+    def redelivered(self) -> int:
+        return len(self.lease_expired) + len(self.lost)
+
+
+@dataclass
+class Reconciler:
+    database: Database
+    broker: RedisBroker
+    max_deliveries: int
+    queued_after: float
+    job_time_limit: float
+    now: Callable[[], datetime] = utcnow
+
+    def run_once(self) -> PassReport:
+        report = PassReport()
+        now = self.now()
+        to_send: list[tuple[str, float]] = []
+        with self.database.engine.connect() as conn:
+            if not self._lock(conn):
+                conn.rollback()
+                report.outcome = "skipped"
+                return report
+            to_send += self._expired_leases(conn, now, report)
+            try:
+                to_send += self._lost_messages(conn, now, report)
+            except Exception as exc:  # redis errors: nothing to compare with, try next pass
+                logger.warning("reconciler: redis did not answer: %s", one_line(exc))
+                report.outcome = "broker_down"
+            conn.commit()
+        if report.outcome == "ok":
+            report.sent = self._send(to_send)
+            if report.sent < len(to_send):
+                report.outcome = "broker_down"
+        if report.redelivered or report.gave_up:
+            logger.info(
+                "reconciler: re-sent %d job(s) with an expired lease, %d lost from the queue; "
+                "gave up on %d",
+                len(report.lease_expired),
+                len(report.lost),
+                len(report.gave_up),
+            )
+        return report
+
+    @staticmethod
+    def _lock(conn: Connection) -> bool:
+        """One pass at a time across replicas (PostgreSQL). On SQLite, a single machine's
+        database, the per-row compare-and-set alone keeps passes from acting twice."""
+        if conn.dialect.name != "postgresql":
+            return True
+        return bool(conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": LOCK_KEY}))
+
+    def _expired_leases(
+        self, conn: Connection, now: datetime, report: PassReport
+    ) -> list[tuple[str, float]]:
+        rows = conn.execute(
+            select(Job.id, Job.attempts, Job.delay_seconds)
+            .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
+            .order_by(Job.lease_expires_at)
+            .limit(BATCH)
+        ).all()
+        requeued: list[tuple[str, float]] = []
+        for row in rows:
+            held_by = (
+                Job.id == row.id,
+                Job.status == JobStatus.RUNNING,
+                Job.attempts == row.attempts,
+                Job.lease_expires_at < now,
+            )
+            if row.attempts >= self.max_deliveries:
+                values: dict[str, object] = {
+                    "status": JobStatus.FAILED,
+                    "error": f"gave up: its worker was lost {row.attempts} time(s)",
+                    "lease_expires_at": None,
+                    "finished_at": now,
+                }
+                if _changed(conn, update(Job).where(*held_by).values(updated_at=now, **values)):
+                    report.gave_up.append(row.id)
+                continue
+            stmt = (
+                update(Job)
+                .where(*held_by)
+                .values(
+                    status=JobStatus.QUEUED,
+                    lease_expires_at=None,
+                    enqueued_at=now,
+                    redeliveries=Job.redeliveries + 1,
+                    updated_at=now,
+                )
+            )
+            if _changed(conn, stmt):
+                report.lease_expired.append(row.id)
+                requeued.append((row.id, row.delay_seconds))
+        return requeued
+
+    def _lost_messages(
+        self, conn: Connection, now: datetime, report: PassReport
+    ) -> list[tuple[str, float]]:
+        cutoff = now - timedelta(seconds=self.queued_after)
+        stale = conn.execute(
+            select(Job.id, Job.delay_seconds)
+            .where(Job.status == JobStatus.QUEUED, Job.enqueued_at < cutoff)
+            .order_by(Job.enqueued_at)
+            .limit(BATCH)
+        ).all()
+        if not stale:
+            return []
+        held = held_job_ids(self.broker)
+        seen = [row.id for row in stale if row.id in held]
+        if seen:
+            conn.execute(
+                update(Job)
+                .where(Job.id.in_(seen), Job.status == JobStatus.QUEUED)
+                .values(enqueued_at=now)
+            )
+            report.seen = len(seen)
+        lost: list[tuple[str, float]] = []
+        for row in stale:
+            if row.id in held:
+                continue
+            stmt = (
+                update(Job)
+                .where(Job.id == row.id, Job.status == JobStatus.QUEUED, Job.enqueued_at < cutoff)
+                .values(enqueued_at=now, redeliveries=Job.redeliveries + 1)
+            )
+            if _changed(conn, stmt):
+                report.lost.append(row.id)
+                lost.append((row.id, row.delay_seconds))
+        return lost
+
+    def _send(self, jobs: list[tuple[str, float]]) -> int:
+        sent = 0
+        for job_id, delay in jobs:
+            message = job_message(job_id, time_limit_ms=time_limit_ms(self.job_time_limit, delay))
+            try:
+                self.broker.enqueue(message)
+            except Exception as exc:
+                logger.warning(
+                    "reconciler: could not re-send %d job(s), next pass retries: %s",
+                    len(jobs) - sent,
+                    one_line(exc),
+                )
+                break
+            sent += 1
+        return sent
+
+
+def _changed(conn: Connection, stmt: object) -> bool:
+    return bool(conn.execute(stmt).rowcount)  # type: ignore[call-overload]

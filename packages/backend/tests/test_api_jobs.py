@@ -1,0 +1,263 @@
+"""The job routes through the whole ASGI stack (FastAPI's TestClient), on SQLite and PostgreSQL,
+with the session's real Redis: 202 promises, 503s that leave nothing behind, idempotency keys,
+hostile input, request ids, the error shape and /metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+
+import pytest
+from boards.api.factory import create_app
+from boards.db import get_database
+from boards.models import Job
+from boards.queue import held_job_ids, redis_broker
+from boards.settings import Settings
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+MakeSettings = Callable[..., Settings]
+JOBS = "/api/v1/jobs"
+#: What no response may carry: SQL, driver and ORM names, tracebacks.
+INTERNALS = ("SELECT", "INSERT", "psycopg", "sqlalchemy", "sqlite3", "Traceback", "[SQL")
+
+
+def count_jobs(url: str) -> int:
+    with get_database(url).session() as session:
+        return int(session.scalar(select(func.count()).select_from(Job)) or 0)
+
+
+def assert_error_shape(response: object, status: int, error: str) -> dict[str, object]:
+    assert response.status_code == status, response.text  # type: ignore[attr-defined]
+    body = response.json()  # type: ignore[attr-defined]
+    assert body["error"] == error, body
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert body["request_id"] == response.headers["x-request-id"]  # type: ignore[attr-defined]
+    for word in INTERNALS:
+        assert word not in response.text, response.text  # type: ignore[attr-defined]
+    return dict(body)
+
+
+@pytest.fixture
+def api(
+    make_settings: MakeSettings, migrated_url: str, clean_redis_url: str
+) -> Iterator[TestClient]:
+    settings = make_settings(database_url=migrated_url, redis_url=clean_redis_url)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_accepted_job_is_stored_and_sent(
+    api: TestClient, migrated_url: str, clean_redis_url: str
+) -> None:
+    response = api.post(JOBS, json={"payload": "hello", "delay_seconds": 0.5})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "queued"
+    assert response.headers["location"].endswith(f"{JOBS}/{body['id']}")
+    assert body["id"] in held_job_ids(redis_broker(clean_redis_url))
+    read = api.get(f"{JOBS}/{body['id']}").json()
+    assert (read["status"], read["attempts"], read["result"]) == ("queued", 0, None)
+
+
+def test_idempotency_key_replays_the_first_job(
+    api: TestClient, migrated_url: str, clean_redis_url: str
+) -> None:
+    headers = {"Idempotency-Key": "order-42"}
+    first = api.post(JOBS, json={"payload": "p"}, headers=headers)
+    again = api.post(JOBS, json={"payload": "p"}, headers=headers)
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert count_jobs(migrated_url) == 1
+
+    reused = api.post(JOBS, json={"payload": "other"}, headers=headers)
+    assert_error_shape(reused, 422, "idempotency_key_reused")
+    assert count_jobs(migrated_url) == 1
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "naïve", "tab\there"])
+def test_bad_idempotency_keys_are_400(api: TestClient, migrated_url: str, key: str) -> None:
+    response = api.post(
+        JOBS,
+        content=json.dumps({"payload": "p"}).encode(),
+        headers={
+            "Content-Type": "application/json",
+            "Idempotency-Key": key.encode(),
+        },
+    )
+    assert_error_shape(response, 400, "invalid_idempotency_key")
+    assert count_jobs(migrated_url) == 0
+
+
+def test_unreachable_broker_is_503_and_leaves_nothing_behind(
+    make_settings: MakeSettings, migrated_url: str, h: SimpleNamespace
+) -> None:
+    settings = make_settings(
+        database_url=migrated_url, redis_url=f"redis://127.0.0.1:{h.free_port()}/0"
+    )
+    with TestClient(create_app(settings)) as client:
+        response = client.post(JOBS, json={"payload": "hello"})
+    assert_error_shape(response, 503, "broker_unavailable")
+    assert response.headers["retry-after"] == "5"
+    assert count_jobs(migrated_url) == 0
+
+
+def test_a_replay_while_the_broker_is_down_keeps_the_accepted_job(
+    make_settings: MakeSettings, migrated_url: str, clean_redis_url: str, h: SimpleNamespace
+) -> None:
+    """The first request got its 202; a client retry during a Redis outage must not undo it."""
+    headers = {"Idempotency-Key": "k"}
+    up = make_settings(database_url=migrated_url, redis_url=clean_redis_url)
+    with TestClient(create_app(up)) as client:
+        first = client.post(JOBS, json={"payload": "p"}, headers=headers)
+    down = make_settings(
+        database_url=migrated_url, redis_url=f"redis://127.0.0.1:{h.free_port()}/0"
+    )
+    with TestClient(create_app(down)) as client:
+        again = client.post(JOBS, json={"payload": "p"}, headers=headers)
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json()["id"] == first.json()["id"]
+    assert count_jobs(migrated_url) == 1
+
+
+def test_no_broker_configured_is_503(make_settings: MakeSettings, migrated_url: str) -> None:
+    with TestClient(create_app(make_settings(database_url=migrated_url))) as client:
+        response = client.post(JOBS, json={"payload": "hello"})
+    body = assert_error_shape(response, 503, "broker_not_configured")
+    assert "BOARDS_REDIS_URL" in str(body["detail"])
+    assert count_jobs(migrated_url) == 0
+
+
+def test_database_down_is_503_without_internals(
+    make_settings: MakeSettings, clean_redis_url: str, h: SimpleNamespace
+) -> None:
+    url = f"postgresql://boards:secret@127.0.0.1:{h.free_port()}/boards"
+    with TestClient(create_app(make_settings(database_url=url, redis_url=clean_redis_url))) as c:
+        post = c.post(JOBS, json={"payload": "hello"})
+        read = c.get(f"{JOBS}/00000000-0000-0000-0000-000000000000")
+    for response in (post, read):
+        assert_error_shape(response, 503, "database_unavailable")
+        assert "secret" not in response.text
+
+
+HOSTILE_BODIES = {
+    "NaN": (b'{"payload": "a", "delay_seconds": NaN}', 422, "invalid_request"),
+    "Infinity": (b'{"payload": "a", "delay_seconds": Infinity}', 422, "invalid_request"),
+    "-Infinity": (b'{"payload": "a", "delay_seconds": -Infinity}', 422, "invalid_request"),
+    "1e999": (b'{"payload": "a", "delay_seconds": 1e999}', 422, "invalid_request"),
+    "lone surrogate": (b'{"payload": "\\ud800"}', 422, "invalid_request"),
+    "NUL": (b'{"payload": "a\\u0000b"}', 422, "invalid_request"),
+    "malformed": (b'{"payload": ', 400, "invalid_json"),
+    "not UTF-8": (b'{"payload": "\xff\xfe"}', 400, "bad_request"),
+    "array": (b'["payload"]', 422, "invalid_request"),
+    "string": (b'"payload"', 422, "invalid_request"),
+    "empty": (b"", 422, "invalid_request"),
+    "payload a number": (b'{"payload": 12}', 422, "invalid_request"),
+    "negative delay": (b'{"payload": "x", "delay_seconds": -1}', 422, "invalid_request"),
+    "delay too long": (b'{"payload": "x", "delay_seconds": 30.5}', 422, "invalid_request"),
+    "huge integer": (
+        b'{"payload": "x", "delay_seconds": 1' + b"0" * 5000 + b"}",
+        400,
+        "bad_request",
+    ),
+    "deep nesting": (
+        b'{"payload": "x", "n": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        400,
+        "bad_request",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_BODIES))
+def test_hostile_bodies_get_a_4xx_and_store_nothing(
+    api: TestClient, migrated_url: str, name: str
+) -> None:
+    body, status, error = HOSTILE_BODIES[name]
+    response = api.post(JOBS, content=body, headers={"Content-Type": "application/json"})
+    assert_error_shape(response, status, error)
+    assert count_jobs(migrated_url) == 0
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/xml"]
+)
+def test_bodies_not_declared_json_are_415(
+    api: TestClient, migrated_url: str, content_type: str | None
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = api.post(JOBS, content=b'{"payload": "x"}', headers=headers)
+    assert_error_shape(response, 415, "unsupported_media_type")
+    assert count_jobs(migrated_url) == 0
+
+
+def test_json_with_parameters_and_suffix_types_are_accepted(api: TestClient) -> None:
+    for content_type in ("application/json; charset=utf-8", "application/vnd.boards+json"):
+        response = api.post(
+            JOBS, content=b'{"payload": "x"}', headers={"Content-Type": content_type}
+        )
+        assert response.status_code == 202, response.text
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    [
+        "not-a-uuid",
+        "%00",
+        "00000000-0000-0000-0000-00000000000%00",
+        "x" * 5000,
+        "00000000-0000-0000-0000-000000000000",
+        "00000000000000000000000000000000",
+    ],
+)
+def test_unknown_or_malformed_job_ids_are_404(api: TestClient, job_id: str) -> None:
+    assert_error_shape(api.get(f"{JOBS}/{job_id}"), 404, "not_found")
+
+
+def test_unknown_routes_and_methods_use_the_error_shape(api: TestClient) -> None:
+    assert_error_shape(api.get("/nope"), 404, "not_found")
+    assert_error_shape(api.delete(JOBS), 405, "method_not_allowed")
+
+
+def test_request_ids_are_honoured_when_sane(api: TestClient) -> None:
+    assert (
+        api.get("/health", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
+    )
+    insane = "bad id\u00e9".encode("latin-1")
+    replaced = api.get("/health", headers={"X-Request-ID": insane}).headers["x-request-id"]  # type: ignore[dict-item]
+    assert len(replaced) == 32 and replaced.isalnum()
+    assert len(api.get("/health").headers["x-request-id"]) == 32
+
+
+def test_an_unexpected_error_is_a_bare_500_with_the_logged_request_id(
+    api: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    def boom() -> None:
+        raise RuntimeError("SELECT secret FROM internals")
+
+    api.app.add_api_route("/boom", boom)  # type: ignore[attr-defined]
+    with caplog.at_level(logging.ERROR, logger="boards.api"):
+        response = api.get("/boom", headers={"X-Request-ID": "req-7"})
+    body = assert_error_shape(response, 500, "internal_error")
+    assert body == {"error": "internal_error", "detail": "internal error", "request_id": "req-7"}
+    logged = [r for r in caplog.records if "req-7" in r.getMessage()]
+    assert logged and logged[0].exc_info is not None  # the traceback is in the log, not the body
+
+
+def test_metrics_count_jobs_and_requests(api: TestClient) -> None:
+    job_id = api.post(JOBS, json={"payload": "m"}).json()["id"]
+    api.get(f"{JOBS}/{job_id}")
+    api.get("/nope")
+    text = api.get("/metrics").text
+    assert 'boards_jobs{status="queued"} 1.0' in text
+    assert 'boards_jobs{status="succeeded"} 0.0' in text
+    assert "boards_oldest_queued_job_age_seconds " in text
+    assert 'boards_http_requests_total{method="POST",route="/api/v1/jobs",status="202"} 1.0' in text
+    assert (
+        'boards_http_requests_total{method="GET",route="/api/v1/jobs/{job_id}",status="200"} 1.0'
+        in text
+    )
+    assert 'boards_http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
