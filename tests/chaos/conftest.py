@@ -83,7 +83,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if hostile:
         failed = [r.nodeid.split("::", 1)[1] for r in hostile if r.failed]
         terminalreporter.line(
-            f"hostile input: {len(hostile) - len(failed)} of {len(hostile)} cases answered 4xx "
-            "with the JSON error shape and no internals"
+            f"hostile input: {len(hostile) - len(failed)} of {len(hostile)} checks passed "
+            "(4xx in the JSON error shape, no internals, request ids, 413 before the body)"
             + (f"; FAILED: {', '.join(failed)}" if failed else "")
         )

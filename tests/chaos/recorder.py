@@ -14,8 +14,8 @@ from boards_testing.waiting import wait_for
 from tests.chaos.load import FINAL, Jobs
 from tests.chaos.stack import Stack
 
-#: The worker counter that says how often the reconciler handed a job back to the queue.
-REDELIVERIES = "boards_job_redeliveries_total"
+#: The worker counter of jobs the reconciler re-sent (its gave_up label set is no re-delivery).
+REDELIVERIES = ("boards_job_redeliveries_total", 'reason="gave_up"')
 
 
 @dataclass
@@ -74,7 +74,7 @@ class Recorder:
         final; a clean exit with any job not final fails the test (nothing may be lost)."""
         row = Row(fault)
         self.rows.append(row)
-        before = stack.worker_metric(REDELIVERIES)
+        before = stack.worker_metric(*REDELIVERIES)
         try:
             yield row
         except BaseException as exc:
@@ -83,7 +83,7 @@ class Recorder:
         finally:
             with contextlib.suppress(Exception):  # a database that is down: final stays unknown
                 row.final = jobs.count(row.ids, FINAL)
-            row.redeliveries = counter_delta(before, stack.worker_metric(REDELIVERIES))
+            row.redeliveries = counter_delta(before, stack.worker_metric(*REDELIVERIES))
         assert row.lost == 0, f"{fault}: {row.lost} of {row.accepted} accepted jobs not final"
 
     def table(self) -> list[str]:

@@ -186,27 +186,40 @@ class Stack:
             service.ensure_up()
         self.refresh_api_url()
 
-    def worker_metric(self, name: str) -> dict[tuple[str, int], float] | None:
-        """``name``'s value per worker incarnation (None when no worker exposes it)."""
+    def worker_metric(self, name: str, skip: str = "") -> dict[tuple[str, int], float] | None:
+        """``name``'s value (summed over its label sets, but those holding ``skip``) per worker
+        incarnation; None when no worker serves metrics at all."""
         values: dict[tuple[str, int], float] = {}
         for worker in self.workers:
             try:
                 url = f"http://{LOOPBACK}:{worker.port(WORKER_METRICS_PORT)}/metrics"
-                text = httpx.get(url, timeout=2).text
+                text = httpx.get(url, timeout=2).raise_for_status().text
             except Exception:  # a dead worker, or one without metrics: nothing to count
                 continue
-            total = sum_metric(text, name)
-            if total is not None:
-                values[(worker.name, worker.incarnation)] = total
+            values[(worker.name, worker.incarnation)] = sum_metric(text, name, skip)
         return values or None
 
+    def redis_client(self) -> contextlib.closing[redis.Redis]:
+        return contextlib.closing(redis.Redis.from_url(self.redis_url, socket_timeout=5))
 
-def sum_metric(text: str, name: str) -> float | None:
-    """The sum over all label sets of ``name`` in a Prometheus text exposition."""
-    total: float | None = None
+    def queued_messages(self) -> int:
+        """Messages waiting in Redis: dramatiq's queues are the lists under ``dramatiq:*``."""
+        with self.redis_client() as client:
+            return sum(
+                client.llen(key)
+                for key in client.scan_iter("dramatiq:*")
+                if client.type(key) == b"list"
+            )
+
+
+def sum_metric(text: str, name: str, skip: str = "") -> float:
+    """The sum over the label sets of ``name`` in a Prometheus text exposition (0 if absent: a
+    labelled counter appears only once it counted something)."""
+    total = 0.0
     for line in text.splitlines():
-        if line.startswith(name) and line[len(name) : len(name) + 1] in {"{", " "}:
-            total = (total or 0.0) + float(line.rsplit(None, 1)[-1])
+        ours = line.startswith(name) and line[len(name) : len(name) + 1] in {"{", " "}
+        if ours and not (skip and skip in line):
+            total += float(line.rsplit(None, 1)[-1])
     return total
 
 
@@ -234,7 +247,7 @@ def running_stack(
         pg.with_network_aliases("db")
         redis_server = (
             RedisContainer(redis_image)
-            .with_command("redis-server --appendonly yes")  # as compose.yaml runs it
+            .with_command("redis-server --appendonly yes")  # AOF on a volume, as in production
             .with_volume_mapping(volume.name, "/data", "rw")
             .with_network_aliases("redis")
         )
@@ -243,7 +256,7 @@ def running_stack(
 
         def backend_container(*command: str, port: int) -> DockerContainer:
             container = backend(image, *command, env=BACKEND_ENV, port=port, **HARDENING)
-            container.tmpfs["/tmp"] = "rw,nosuid,nodev"  # as compose.yaml mounts it
+            container.tmpfs["/tmp"] = "rw,nosuid,nodev"  # compose.yaml: tmpfs /tmp, read-only root
             return container
 
         api = service("api", backend_container("api", port=API_PORT), api_ready)

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from boards_testing.waiting import wait_for
 
 from tests.chaos.load import FINAL, Batch, Jobs, JobSpec, Load, specs, summary
@@ -126,31 +125,48 @@ def get_job(stack: Stack, job_id: str) -> dict[str, Any]:
 # -- the faults ----------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def workers_busy(stack: Stack) -> Iterator[None]:
+    """Workers that fetch nothing (docker pause) while the block runs: new jobs wait in Redis."""
+    for worker in stack.workers:
+        worker.pause()
+    try:
+        yield
+    finally:
+        for worker in stack.workers:
+            worker.unpause()
+
+
 def test_redis_killed_after_jobs_accepted(stack: Stack, jobs: Jobs, fault: Fault) -> None:
     with fault("a. Redis SIGKILL after 120 jobs") as phase:
-        phase.submit(specs("redis-kill", 120, delay_seconds=0.5))
-        stack.redis.kill()
+        phase.submit(specs("redis-kill-running", 60, delay_seconds=0.5))  # in the workers' hands
+        with workers_busy(stack):
+            phase.submit(specs("redis-kill-queued", 60, delay_seconds=0.5))
+            queued = stack.queued_messages()
+            stack.redis.kill()
         # With no broker the API answers at once: 503 (nothing stored) or 202 (it will run).
         phase.submit(specs("redis-down", 8), allowed=(202, 503))
         stack.redis.start()
         stack.redis.wait_ready()
-        settle(phase.row, jobs, since=time.monotonic())
+        answering = time.monotonic()
+        phase.row.notes.append(
+            f"{queued} messages queued at the kill, {stack.queued_messages()} after the restart"
+        )
+        settle(phase.row, jobs, since=answering)
 
 
 def test_redis_flushed_after_jobs_accepted(stack: Stack, jobs: Jobs, fault: Fault) -> None:
-    # More jobs than the two workers prefetch (2 x 100): some messages sit in Redis and go.
-    with fault("b. Redis FLUSHALL after 300 jobs") as phase:
-        phase.submit(specs("flushall", 300, delay_seconds=1))
-        client = redis.Redis.from_url(stack.redis_url, socket_timeout=5)
-        with contextlib.closing(client):
-            queued = sum(  # dramatiq's queues are the lists under dramatiq:*
-                client.llen(key)
-                for key in client.scan_iter("dramatiq:*")
-                if client.type(key) == b"list"
-            )
-            client.flushall()
+    with fault("b. Redis FLUSHALL after 240 jobs") as phase:
+        phase.submit(specs("flushall-running", 120, delay_seconds=1))  # in the workers' hands
+        with workers_busy(stack):
+            phase.submit(specs("flushall-queued", 120, delay_seconds=1))
+            queued = stack.queued_messages()
+            with stack.redis_client() as client:
+                client.flushall()
+        flushed = time.monotonic()
         phase.row.notes.append(f"{queued} queued messages flushed")
-        settle(phase.row, jobs, since=time.monotonic())
+        assert queued >= 120, "the fault needs messages waiting in Redis"
+        settle(phase.row, jobs, since=flushed)
 
 
 def test_worker_killed_with_jobs_in_flight(stack: Stack, jobs: Jobs, fault: Fault) -> None:
@@ -162,23 +178,24 @@ def test_worker_killed_with_jobs_in_flight(stack: Stack, jobs: Jobs, fault: Faul
         wait_for(
             lambda: jobs.all_in(ids, ["running"]), timeout=30, what="20 jobs running on one worker"
         )
-        attempts = {job_id: get_job(stack, job_id).get("attempts") for job_id in ids}
         victim.kill()
         killed = time.monotonic()
+        assert jobs.all_in(ids, ["running"]), "the jobs must still be in flight at the kill"
         other.start()  # as a restart policy would: both replicas back
         victim.start()
 
         def running_again() -> bool:
-            """Every job final, or running once more (its attempts went up)."""
-            for job_id in ids:
-                job = get_job(stack, job_id)
-                again = job.get("attempts") not in (None, attempts[job_id])
-                if job["status"] not in FINAL and not (job["status"] == "running" and again):
+            """Every job final, or running in a second attempt."""
+            for job in (get_job(stack, job_id) for job_id in ids):
+                again = job["status"] == "running" and (job.get("attempts") or 1) > 1
+                if job["status"] not in FINAL and not again:
                     return False
             return True
 
         phase.row.wait("running again", running_again, since=killed, bound=BOUND)
         finish(phase.row, jobs, since=killed)
+        first_only = [i for i in ids if (get_job(stack, i).get("attempts") or 1) < 2]
+        assert not first_only, f"{len(first_only)} jobs were not run again after the kill"
 
 
 def test_api_killed_between_commit_and_enqueue(
@@ -186,6 +203,9 @@ def test_api_killed_between_commit_and_enqueue(
 ) -> None:
     keyed = specs("api-kill", 16, keyed=True)
     payloads = [spec.payload for spec in keyed]
+    # Half the clients retry with the same key; the other half never come back, so their rows
+    # are the reconciler's to finish.
+    retrying = keyed[:8]
     ((started_at,),) = jobs.query("SELECT now()")
     with fault("d. API SIGKILL between commit and enqueue") as phase:
         stack.redis.pause()  # the API's enqueue hangs after the commit
@@ -198,18 +218,19 @@ def test_api_killed_between_commit_and_enqueue(
                         timeout=10,
                         what="the requests' rows committed",
                     )
-                committed = sum(1 for rows in jobs.rows_for(payloads).values() if rows)
                 stack.api.kill()
         finally:
             stack.redis.unpause()
+        orphans = [job_id for rows in jobs.rows_for(payloads).values() for job_id, _ in rows]
         phase.row.notes.append(
-            f"{committed} of {len(keyed)} rows committed when the API died, "
-            f"{len(cut_off.unexpected(allowed=()))} requests cut off"
+            f"{len(orphans)} of {len(keyed)} rows committed when the API died, "
+            f"{len(cut_off.unexpected(allowed=()))} requests cut off, {len(retrying)} retried"
         )
         stack.start_api()
         restarted = time.monotonic()
-        retried = phase.submit(keyed, allowed=(200, 202))  # the clients retry, same keys
-        replayed = phase.submit(keyed, allowed=(200, 202))
+        retried = phase.submit(retrying, allowed=(200, 202))  # the same keys, the same bodies
+        replayed = phase.submit(retrying, allowed=(200, 202))
+        phase.row.ids += [job_id for job_id in orphans if job_id not in phase.row.ids]
 
         first = {a.spec.payload: a.job_id for a in retried.snapshot()}
         assert {a.spec.payload: a.job_id for a in replayed.snapshot()} == first, (
@@ -221,10 +242,11 @@ def test_api_killed_between_commit_and_enqueue(
             if a.headers.get("idempotent-replayed") != "true"
         ]
         assert not unmarked, f"replays without `Idempotent-Replayed: true`: {unmarked[:3]}"
-        rows = {p: [job_id for job_id, _ in found] for p, found in jobs.rows_for(payloads).items()}
-        assert rows == {p: [job_id] for p, job_id in first.items()}, "one job per key"
+        rows = jobs.rows_for(list(first))
+        assert {p: [job_id for job_id, _ in r] for p, r in rows.items()} == {
+            p: [job_id] for p, job_id in first.items()
+        }, "each key must yield exactly one job"
 
-        finish(phase.row, jobs, since=restarted, bound=BOUND)
         unfinished = (  # this phase's rows, also those no client ever got an id for
             "SELECT count(*) FROM jobs WHERE status NOT IN ('succeeded', 'failed')"
             " AND created_at >= %s"
@@ -235,6 +257,7 @@ def test_api_killed_between_commit_and_enqueue(
             since=restarted,
             bound=BOUND,
         )
+        finish(phase.row, jobs, since=restarted, bound=BOUND)
 
 
 def test_postgres_restarted_under_load(stack: Stack, load: Load, jobs: Jobs, fault: Fault) -> None:
