@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
-from types import SimpleNamespace
 
 import pytest
 from boards.api.factory import create_app
@@ -15,6 +14,7 @@ from boards.db import get_database
 from boards.models import Job
 from boards.queue import held_job_ids, redis_broker
 from boards.settings import Settings
+from boards_testing.processes import free_port
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -94,10 +94,10 @@ def test_bad_idempotency_keys_are_400(api: TestClient, migrated_url: str, key: s
 
 
 def test_unreachable_broker_is_503_and_leaves_nothing_behind(
-    make_settings: MakeSettings, migrated_url: str, h: SimpleNamespace
+    make_settings: MakeSettings, migrated_url: str
 ) -> None:
     settings = make_settings(
-        database_url=migrated_url, redis_url=f"redis://127.0.0.1:{h.free_port()}/0"
+        database_url=migrated_url, redis_url=f"redis://127.0.0.1:{free_port()}/0"
     )
     with TestClient(create_app(settings)) as client:
         response = client.post(JOBS, json={"payload": "hello"})
@@ -107,16 +107,14 @@ def test_unreachable_broker_is_503_and_leaves_nothing_behind(
 
 
 def test_a_replay_while_the_broker_is_down_keeps_the_accepted_job(
-    make_settings: MakeSettings, migrated_url: str, clean_redis_url: str, h: SimpleNamespace
+    make_settings: MakeSettings, migrated_url: str, clean_redis_url: str
 ) -> None:
     """The first request got its 202; a client retry during a Redis outage must not undo it."""
     headers = {"Idempotency-Key": "k"}
     up = make_settings(database_url=migrated_url, redis_url=clean_redis_url)
     with TestClient(create_app(up)) as client:
         first = client.post(JOBS, json={"payload": "p"}, headers=headers)
-    down = make_settings(
-        database_url=migrated_url, redis_url=f"redis://127.0.0.1:{h.free_port()}/0"
-    )
+    down = make_settings(database_url=migrated_url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     with TestClient(create_app(down)) as client:
         again = client.post(JOBS, json={"payload": "p"}, headers=headers)
     assert (first.status_code, again.status_code) == (202, 202)
@@ -133,9 +131,9 @@ def test_no_broker_configured_is_503(make_settings: MakeSettings, migrated_url: 
 
 
 def test_database_down_is_503_without_internals(
-    make_settings: MakeSettings, clean_redis_url: str, h: SimpleNamespace
+    make_settings: MakeSettings, clean_redis_url: str
 ) -> None:
-    url = f"postgresql://boards:secret@127.0.0.1:{h.free_port()}/boards"
+    url = f"postgresql://boards:secret@127.0.0.1:{free_port()}/boards"
     with TestClient(create_app(make_settings(database_url=url, redis_url=clean_redis_url))) as c:
         post = c.post(JOBS, json={"payload": "hello"})
         read = c.get(f"{JOBS}/00000000-0000-0000-0000-000000000000")

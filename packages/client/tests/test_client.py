@@ -44,6 +44,15 @@ def test_create_job_posts_documented_body(client: BoardsClient, api: FakeBoardsA
     assert json.loads(request.content) == {"payload": "hello"}
 
 
+def test_create_job_sends_the_idempotency_key_only_when_given(
+    client: BoardsClient, api: FakeBoardsApi
+) -> None:
+    client.create_job("a", idempotency_key="order-7")
+    assert api.requests[-1].headers["idempotency-key"] == "order-7"
+    client.create_job("b")
+    assert "idempotency-key" not in api.requests[-1].headers
+
+
 def test_create_job_sends_delay_only_when_set(client: BoardsClient, api: FakeBoardsApi) -> None:
     client.create_job("a", delay_seconds=1.5)
     assert api.bodies[-1] == {"payload": "a", "delay_seconds": 1.5}

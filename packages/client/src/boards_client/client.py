@@ -190,8 +190,14 @@ class BoardsClient:
         return True
 
     # -- jobs ------------------------------------------------------------------------------
-    def create_job(self, payload: str, delay_seconds: float = 0) -> Job:
-        """``POST /api/v1/jobs``: enqueue a job; the API answers 202 with its id."""
+    def create_job(
+        self, payload: str, delay_seconds: float = 0, *, idempotency_key: str | None = None
+    ) -> Job:
+        """``POST /api/v1/jobs``: enqueue a job; the API answers 202 with its id.
+
+        With ``idempotency_key``, calling again with the same key (say, after a timeout) returns
+        the job the first call created instead of creating a second one.
+        """
         if not isinstance(payload, str):
             raise TypeError(f"payload must be a str, got {type(payload).__name__}")
         if delay_seconds < 0:
@@ -199,7 +205,8 @@ class BoardsClient:
         body: dict[str, Any] = {"payload": payload}
         if delay_seconds:
             body["delay_seconds"] = delay_seconds
-        return self._job("POST", JOBS_PATH, json=body)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key is not None else {}
+        return self._job("POST", JOBS_PATH, json=body, headers=headers)
 
     def get_job(self, job_id: str) -> Job:
         """``GET /api/v1/jobs/{id}``; an unknown id raises BoardsError with status 404."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from boards.api.errors import error_body
+from boards.api.errors import Code, error_body
 from boards.api.metrics import ApiMetrics
 
 logger = logging.getLogger("boards.api")
@@ -84,7 +84,7 @@ class RequestContext:
             )
             if started:
                 raise
-            body = error_body("internal_error", "internal error", request_id)
+            body = error_body(Code.INTERNAL_ERROR, "internal error", request_id)
             await _send_error(send_with_id, 500, body)
 
 
@@ -132,7 +132,7 @@ class BodyLimit:
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
         body = error_body(
-            "body_too_large",
+            Code.BODY_TOO_LARGE,
             f"request bodies are limited to {self.max_bytes} bytes",
             (scope.get("state") or {}).get("request_id"),
         )

@@ -9,7 +9,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from dramatiq import Broker, Worker
 from dramatiq.broker import MessageProxy
@@ -132,6 +132,21 @@ class Heartbeat(Middleware):
             logger.debug("heartbeat file %s removed", path)
 
 
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+#: Call ``action`` once after ``delay`` seconds, unless cancelled (tests inject their own).
+Schedule = Callable[[float, Callable[[], object]], Cancellable]
+
+
+def _daemon_timer(delay: float, action: Callable[[], object]) -> Cancellable:
+    timer = threading.Timer(delay, action)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def shutdown_grace(shutdown_timeout: float) -> float:
     """Seconds in-flight jobs get to finish once the worker stops, before being handed back.
 
@@ -154,11 +169,12 @@ class HandBackOnShutdown(Middleware):
     and the original is acked normally.
     """
 
-    def __init__(self, grace: float) -> None:
+    def __init__(self, grace: float, schedule: Schedule | None = None) -> None:
         self.grace = grace
+        self.schedule = schedule or _daemon_timer
         self._lock = threading.Lock()
         self._running: dict[int, tuple[Any, MessageProxy]] = {}
-        self._timer: threading.Timer | None = None
+        self._timer: Cancellable | None = None
 
     @staticmethod
     def _current() -> Any:
@@ -210,9 +226,7 @@ class HandBackOnShutdown(Middleware):
             logger.info(
                 "worker stopping: %d message(s) in flight get %.1f s to finish", count, self.grace
             )
-        self._timer = threading.Timer(self.grace, self.interrupt_all)
-        self._timer.daemon = True
-        self._timer.start()
+        self._timer = self.schedule(self.grace, self.interrupt_all)
 
     def after_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
         if self._timer is not None:
@@ -290,6 +304,10 @@ class WorkerMetrics:
     multiprocess mode at process boot and serves every process's metrics on one port; the
     counters are therefore created on first use, after that boot, never at import."""
 
+    #: Counter names (exported with ``_total``).
+    RUNS = "boards_reconciler_runs"
+    REDELIVERIES = "boards_job_redeliveries"
+
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._runs: Any = None
@@ -303,13 +321,13 @@ class WorkerMetrics:
 
             registry = prom.CollectorRegistry()  # the exposition server reads the files
             self._runs = prom.Counter(
-                "boards_reconciler_runs",
+                self.RUNS,
                 "Reconciler passes, by outcome (ok, skipped, broker_down, error).",
                 ["outcome"],
                 registry=registry,
             )
             self._redeliveries = prom.Counter(
-                "boards_job_redeliveries",
+                self.REDELIVERIES,
                 "Jobs the reconciler re-sent, by reason (lease_expired, lost), or gave up on.",
                 ["reason"],
                 registry=registry,
