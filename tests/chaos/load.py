@@ -39,17 +39,20 @@ class JobSpec:
         return body, headers
 
 
-def specs(tag: str, count: int, delay_seconds: float = 0.0, keyed: bool = False) -> list[JobSpec]:
-    """``count`` jobs with payloads unique to this run (so rows can be found by payload)."""
+def job_specs(tag: str, delay_seconds: float = 0.0, keyed: bool = False) -> Iterator[JobSpec]:
+    """Jobs without end, with payloads (and keys) unique to this run, so rows can be found by
+    payload."""
     run = uuid.uuid4().hex[:8]
-    return [
-        JobSpec(
+    for i in itertools.count():
+        yield JobSpec(
             payload=f"chaos {tag} {run} job {i}",
             delay_seconds=delay_seconds,
             idempotency_key=f"chaos-{tag}-{run}-{i}" if keyed else None,
         )
-        for i in range(count)
-    ]
+
+
+def specs(tag: str, count: int, delay_seconds: float = 0.0, keyed: bool = False) -> list[JobSpec]:
+    return list(itertools.islice(job_specs(tag, delay_seconds, keyed), count))
 
 
 @dataclass
@@ -141,9 +144,7 @@ class Load:
         self, tag: str, delay_seconds: float = 0.0
     ) -> contextlib.AbstractContextManager[Batch]:
         """Submissions without end, until the caller leaves the block."""
-        run = uuid.uuid4().hex[:8]
-        endless = (JobSpec(f"chaos {tag} {run} job {i}", delay_seconds) for i in itertools.count())
-        return self.running(endless, drain=False)
+        return self.running(job_specs(tag, delay_seconds), drain=False)
 
     @contextlib.contextmanager
     def running(self, jobs: Iterable[JobSpec], *, drain: bool = True) -> Iterator[Batch]:

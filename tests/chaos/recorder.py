@@ -89,7 +89,7 @@ class Recorder:
     def table(self) -> list[str]:
         lines = [
             "| fault | jobs accepted | jobs final | jobs lost | seconds to recover "
-            "| re-deliveries | bounds and notes | result |",
+            "| reconciler re-sends | bounds and notes | result |",
             "|---|---:|---:|---:|---:|---:|---|---|",
         ]
         for row in self.rows:

@@ -247,7 +247,8 @@ def running_stack(
         pg.with_network_aliases("db")
         redis_server = (
             RedisContainer(redis_image)
-            .with_command("redis-server --appendonly yes")  # AOF on a volume, as in production
+            # AOF on a volume, as compose.yaml runs it.
+            .with_command("redis-server --appendonly yes --appendfsync everysec")
             .with_volume_mapping(volume.name, "/data", "rw")
             .with_network_aliases("redis")
         )
