@@ -13,6 +13,10 @@ default:
 test *args:
     {{poe}} test {{args}}
 
+# Fault-injection suite on the real stack: load, faults, hostile input; prints the table
+chaos *args:
+    {{poe}} chaos {{args}}
+
 # Run one workspace package's tests (e.g. `just test-package backend`)
 test-package package *args:
     {{poe}} -C packages/{{package}} test {{args}}
