@@ -13,6 +13,10 @@ default:
 test *args:
     {{poe}} test {{args}}
 
+# Fault-injection suite on the real stack: load, faults, hostile input; prints the table
+chaos *args:
+    {{poe}} chaos {{args}}
+
 # Run one workspace package's tests (e.g. `just test-package backend`)
 test-package package *args:
     {{poe}} -C packages/{{package}} test {{args}}
@@ -69,3 +73,11 @@ demo:
 # Stop the demo stack and delete its volumes
 down:
     docker compose down --volumes
+
+# Render a Kubernetes overlay to stdout: dev, production or autoscaling (deploy/kubernetes)
+k8s-render overlay="dev":
+    {{poe}} k8s-render {{overlay}}
+
+# Check the Kubernetes manifests: render, schemas, restricted policy, Docker simulation (and a kind cluster when BOARDS_KIND_CLUSTER is set)
+k8s-check *args:
+    {{poe}} k8s-check {{args}}

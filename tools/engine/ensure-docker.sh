@@ -23,25 +23,30 @@ fi
 
 [ "$(id -u)" = 0 ] || die "no Docker engine answers and installing one needs root"
 export DEBIAN_FRONTEND=noninteractive
+# apt's own output (progress, debconf notices) goes to a log that is shown only on failure, so
+# our lines and the loud stand-in notices stay readable.
+apt_log=$(mktemp)
+work=
+trap 'rm -rf "$apt_log" ${work:+"$work"}' EXIT
+quiet() { "$@" >>"$apt_log" 2>&1 || { cat "$apt_log" >&2; die "failed: $*"; }; }
 
 if ! command -v dockerd >/dev/null 2>&1; then
   log "installing Debian's docker.io engine"
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends docker.io iptables >/dev/null
+  quiet apt-get update -qq
+  quiet apt-get install -y -qq -o Dpkg::Use-Pty=0 --no-install-recommends docker.io iptables
 fi
 
 # The docker CLI's plugins: buildx gives `docker build` BuildKit, compose is for users' compose files.
 if ! buildx_present || ! docker compose version >/dev/null 2>&1; then
   log "fetching docker-buildx and docker-compose CLI plugins from Debian trixie (extracted, not installed)"
   work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
   mkdir -p "$work/lists/partial" "$work/archives/partial"
   printf 'deb http://deb.debian.org/debian trixie main\n' >"$work/trixie.list"
   apt_opts=(-o "Dir::Etc::SourceList=$work/trixie.list" -o "Dir::Etc::SourceParts=-"
             -o "Dir::State::Lists=$work/lists" -o "Dir::Cache::Archives=$work/archives"
             -o "APT::Get::List-Cleanup=0" -o "APT::Sandbox::User=root")
-  apt-get "${apt_opts[@]}" update -qq
-  (cd "$work" && apt-get "${apt_opts[@]}" download docker-buildx docker-compose >/dev/null)
+  quiet apt-get "${apt_opts[@]}" update -qq
+  (cd "$work" && quiet apt-get "${apt_opts[@]}" download docker-buildx docker-compose)
   for deb in "$work"/docker-buildx_*.deb "$work"/docker-compose_*.deb; do
     dpkg -x "$deb" "$work/root"
   done

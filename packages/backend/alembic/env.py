@@ -14,7 +14,7 @@ from boards.db import new_engine
 from boards.logs import configure_logging
 from boards.models import Base
 from boards.settings import load_settings_or_exit
-from sqlalchemy import Connection
+from sqlalchemy import Connection, make_url
 
 config = context.config
 target_metadata = Base.metadata
@@ -37,7 +37,7 @@ def run_migrations_offline() -> None:
         url=settings.effective_database_url,
         target_metadata=target_metadata,
         literal_binds=True,
-        render_as_batch=settings.database_backend == "sqlite",
+        render_as_batch=make_url(settings.effective_database_url).get_backend_name() == "sqlite",
         dialect_opts={"paramstyle": "named"},
     )
     with context.begin_transaction():

@@ -1,20 +1,17 @@
 """Shared fixtures for the backend tests.
 
 Real PostgreSQL and Redis come from the ``boards_testing`` pytest plugin (packages/testing):
-``postgres_url``, ``redis_url`` (session containers on 127.0.0.1) and ``redis_image``.
+``postgres_url``, ``redis_url`` (session containers on 127.0.0.1) and ``redis_image``. Helpers
+are plain modules to import: ``boards_testing.processes`` (the venv's commands, free ports,
+stopping processes) and ``boards_testing.waiting``.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -22,11 +19,8 @@ import pytest
 from boards.db import Database, get_database
 from boards.migrations import upgrade_to_head
 from boards.settings import Settings, default_alembic_ini, load_settings
-from boards_testing.waiting import wait_for
 from sqlalchemy import make_url
 
-BIN = Path(sys.executable).parent
-BOARDS = str(BIN / "boards")
 ALEMBIC_INI = default_alembic_ini()
 
 
@@ -36,61 +30,6 @@ def _clean_boards_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.upper().startswith("BOARDS_"):
             monkeypatch.delenv(name)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def base_env(**values: str) -> dict[str, str]:
-    """The current environment without BOARDS_* plus ``values`` (for subprocesses)."""
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("BOARDS_")}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env.update(values)
-    return env
-
-
-def run_boards(
-    *args: str, env: Mapping[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [BOARDS, *args],
-        env=dict(env) if env is not None else base_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def stop_process(proc: subprocess.Popen[Any], timeout: float = 15) -> int:
-    """SIGTERM, wait; SIGKILL if it does not stop. Returns the exit code."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-    return proc.returncode
-
-
-@pytest.fixture
-def h() -> SimpleNamespace:
-    """Helpers for test modules (they cannot import conftest under --import-mode=importlib)."""
-    return SimpleNamespace(
-        wait_for=wait_for,
-        free_port=free_port,
-        base_env=base_env,
-        run_boards=run_boards,
-        stop_process=stop_process,
-        BOARDS=BOARDS,
-        BIN=BIN,
-        ALEMBIC_INI=ALEMBIC_INI,
-    )
 
 
 @pytest.fixture

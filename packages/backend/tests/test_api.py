@@ -6,12 +6,12 @@ import subprocess
 import sys
 from collections.abc import Callable
 from importlib.metadata import version
-from types import SimpleNamespace
 
 from boards.api.factory import create_app
 from boards.db import get_database
 from boards.models import Job
-from boards.settings import Settings
+from boards.settings import Settings, default_alembic_ini
+from boards_testing.processes import base_env, free_port
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -37,13 +37,13 @@ def test_liveness_never_touches_the_database(make_settings: MakeSettings) -> Non
     assert response.json() == {"status": "ok"}
 
 
-def test_importing_the_app_connects_to_nothing(h: SimpleNamespace) -> None:
+def test_importing_the_app_connects_to_nothing() -> None:
     code = (
         "from fastapi.testclient import TestClient\n"
         "from boards.api.app import app\n"
         "r = TestClient(app).get('/health'); print(r.status_code, r.json())"
     )
-    env = h.base_env(
+    env = base_env(
         BOARDS_DATABASE_URL=UNREACHABLE_PG, BOARDS_REDIS_URL="redis://nohost.invalid:6379/0"
     )
     proc = subprocess.run(
@@ -80,9 +80,9 @@ def test_system_health_reports_pending_migrations(
 
 
 def test_system_health_with_the_database_down_names_no_driver_error(
-    make_settings: MakeSettings, h: SimpleNamespace
+    make_settings: MakeSettings,
 ) -> None:
-    url = f"postgresql://boards:secret@127.0.0.1:{h.free_port()}/boards"
+    url = f"postgresql://boards:secret@127.0.0.1:{free_port()}/boards"
     with client_for(make_settings(database_url=url)) as client:
         response = client.get("/api/v1/system/health")
     assert response.status_code == 200
@@ -94,9 +94,7 @@ def test_system_health_with_the_database_down_names_no_driver_error(
     assert body["migrations"]["status"] == "unknown"
 
 
-def test_readiness_needs_the_schema_at_head(
-    make_settings: MakeSettings, sqlite_url: str, h: SimpleNamespace
-) -> None:
+def test_readiness_needs_the_schema_at_head(make_settings: MakeSettings, sqlite_url: str) -> None:
     from boards.migrations import upgrade_to_head
 
     with client_for(make_settings(database_url=sqlite_url)) as client:
@@ -105,16 +103,16 @@ def test_readiness_needs_the_schema_at_head(
         assert response.json()["status"] == "not_ready"
         assert "schema not at head" in response.json()["reasons"][0]
 
-        upgrade_to_head(sqlite_url, h.ALEMBIC_INI)
+        upgrade_to_head(sqlite_url, default_alembic_ini())
         response = client.get("/health/ready")
         assert response.status_code == 200
         assert response.json() == {"status": "ready", "reasons": []}
 
 
 def test_readiness_fails_when_the_broker_does_not_answer(
-    make_settings: MakeSettings, migrated_sqlite_url: str, h: SimpleNamespace
+    make_settings: MakeSettings, migrated_sqlite_url: str
 ) -> None:
-    redis_url = f"redis://127.0.0.1:{h.free_port()}/0"  # nothing listens there
+    redis_url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     settings = make_settings(database_url=migrated_sqlite_url, redis_url=redis_url)
     with client_for(settings) as client:
         response = client.get("/health/ready")
@@ -125,10 +123,8 @@ def test_readiness_fails_when_the_broker_does_not_answer(
     assert health["status"] == "degraded"
 
 
-def test_readiness_fails_when_the_database_is_down(
-    make_settings: MakeSettings, h: SimpleNamespace
-) -> None:
-    url = f"postgresql://boards:secret@127.0.0.1:{h.free_port()}/boards"
+def test_readiness_fails_when_the_database_is_down(make_settings: MakeSettings) -> None:
+    url = f"postgresql://boards:secret@127.0.0.1:{free_port()}/boards"
     with client_for(make_settings(database_url=url)) as client:
         response = client.get("/health/ready")
     assert response.status_code == 503

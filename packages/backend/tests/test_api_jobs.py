@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
-from types import SimpleNamespace
 
 import pytest
 from boards.api.factory import create_app
@@ -15,6 +14,7 @@ from boards.db import get_database
 from boards.models import Job
 from boards.queue import held_job_ids, redis_broker
 from boards.settings import Settings
+from boards_testing.processes import free_port
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -79,7 +79,7 @@ def test_idempotency_key_replays_the_first_job(
     assert count_jobs(migrated_url) == 1
 
 
-@pytest.mark.parametrize("key", ["", "x" * 256, "naïve", "tab\there"])
+@pytest.mark.parametrize("key", ["", "x" * 256, "naïve", "tab\there", "a b"])
 def test_bad_idempotency_keys_are_400(api: TestClient, migrated_url: str, key: str) -> None:
     response = api.post(
         JOBS,
@@ -94,10 +94,10 @@ def test_bad_idempotency_keys_are_400(api: TestClient, migrated_url: str, key: s
 
 
 def test_unreachable_broker_is_503_and_leaves_nothing_behind(
-    make_settings: MakeSettings, migrated_url: str, h: SimpleNamespace
+    make_settings: MakeSettings, migrated_url: str
 ) -> None:
     settings = make_settings(
-        database_url=migrated_url, redis_url=f"redis://127.0.0.1:{h.free_port()}/0"
+        database_url=migrated_url, redis_url=f"redis://127.0.0.1:{free_port()}/0"
     )
     with TestClient(create_app(settings)) as client:
         response = client.post(JOBS, json={"payload": "hello"})
@@ -107,16 +107,14 @@ def test_unreachable_broker_is_503_and_leaves_nothing_behind(
 
 
 def test_a_replay_while_the_broker_is_down_keeps_the_accepted_job(
-    make_settings: MakeSettings, migrated_url: str, clean_redis_url: str, h: SimpleNamespace
+    make_settings: MakeSettings, migrated_url: str, clean_redis_url: str
 ) -> None:
     """The first request got its 202; a client retry during a Redis outage must not undo it."""
     headers = {"Idempotency-Key": "k"}
     up = make_settings(database_url=migrated_url, redis_url=clean_redis_url)
     with TestClient(create_app(up)) as client:
         first = client.post(JOBS, json={"payload": "p"}, headers=headers)
-    down = make_settings(
-        database_url=migrated_url, redis_url=f"redis://127.0.0.1:{h.free_port()}/0"
-    )
+    down = make_settings(database_url=migrated_url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     with TestClient(create_app(down)) as client:
         again = client.post(JOBS, json={"payload": "p"}, headers=headers)
     assert (first.status_code, again.status_code) == (202, 202)
@@ -133,9 +131,9 @@ def test_no_broker_configured_is_503(make_settings: MakeSettings, migrated_url: 
 
 
 def test_database_down_is_503_without_internals(
-    make_settings: MakeSettings, clean_redis_url: str, h: SimpleNamespace
+    make_settings: MakeSettings, clean_redis_url: str
 ) -> None:
-    url = f"postgresql://boards:secret@127.0.0.1:{h.free_port()}/boards"
+    url = f"postgresql://boards:secret@127.0.0.1:{free_port()}/boards"
     with TestClient(create_app(make_settings(database_url=url, redis_url=clean_redis_url))) as c:
         post = c.post(JOBS, json={"payload": "hello"})
         read = c.get(f"{JOBS}/00000000-0000-0000-0000-000000000000")
@@ -152,7 +150,7 @@ HOSTILE_BODIES = {
     "lone surrogate": (b'{"payload": "\\ud800"}', 422, "invalid_request"),
     "NUL": (b'{"payload": "a\\u0000b"}', 422, "invalid_request"),
     "malformed": (b'{"payload": ', 400, "invalid_json"),
-    "not UTF-8": (b'{"payload": "\xff\xfe"}', 400, "bad_request"),
+    "not UTF-8": (b'{"payload": "\xff\xfe"}', 400, "invalid_json"),
     "array": (b'["payload"]', 422, "invalid_request"),
     "string": (b'"payload"', 422, "invalid_request"),
     "empty": (b"", 422, "invalid_request"),
@@ -162,12 +160,12 @@ HOSTILE_BODIES = {
     "huge integer": (
         b'{"payload": "x", "delay_seconds": 1' + b"0" * 5000 + b"}",
         400,
-        "bad_request",
+        "invalid_json",
     ),
     "deep nesting": (
         b'{"payload": "x", "n": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
         400,
-        "bad_request",
+        "invalid_json",
     ),
 }
 
@@ -261,3 +259,10 @@ def test_metrics_count_jobs_and_requests(api: TestClient) -> None:
         in text
     )
     assert 'boards_http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
+
+
+def test_a_streamed_body_past_the_limit_is_413(api: TestClient, migrated_url: str) -> None:
+    chunks = (b" " * 65_536 for _ in range(32))  # 2 MiB, chunked: no Content-Length to judge
+    response = api.post(JOBS, content=chunks, headers={"Content-Type": "application/json"})
+    assert_error_shape(response, 413, "body_too_large")
+    assert count_jobs(migrated_url) == 0

@@ -50,11 +50,26 @@ def test_declared_oversize_is_413_without_reading_a_byte() -> None:
     assert json.loads(sent[1]["body"])["error"] == "body_too_large"
 
 
-def test_streamed_oversize_is_cut_off_once_past_the_limit() -> None:
+async def parsing_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Like FastAPI's body parser: any failure while reading becomes a 400."""
+    status = 202
+    try:
+        while (message := await receive())["type"] == "http.request" and message["more_body"]:
+            pass
+        if message["type"] == "http.disconnect":
+            status = 400
+    except Exception:
+        status = 400
+    await send({"type": "http.response.start", "status": status, "headers": []})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+def test_streamed_oversize_is_a_413_once_past_the_limit() -> None:
     chunks = [b"x" * 600] * 100  # chunked, no Content-Length
-    sent, reads = run(BodyLimit(reading_app, LIMIT), http_scope([]), chunks)
+    sent, reads = run(BodyLimit(parsing_app, LIMIT), http_scope([]), chunks)
     assert reads == 2  # stopped at the chunk that crossed the limit
-    assert sent[0]["status"] == 413
+    assert [m.get("status") for m in sent if m["type"] == "http.response.start"] == [413]
+    assert json.loads(sent[1]["body"])["error"] == "body_too_large"
 
 
 def test_bodies_within_the_limit_pass() -> None:

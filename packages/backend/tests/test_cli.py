@@ -6,78 +6,79 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
 from boards.cli import worker_argv
 from boards.settings import load_settings
+from boards_testing.processes import BIN, BOARDS, base_env, free_port, run_boards, stop_process
+from boards_testing.waiting import wait_for
 from dramatiq.cli import make_argument_parser
 
 
-def test_help_lists_roles_and_exit_codes(h: SimpleNamespace) -> None:
-    proc = h.run_boards("--help")
+def test_help_lists_roles_and_exit_codes() -> None:
+    proc = run_boards("--help")
     assert proc.returncode == 0
     for word in ("api", "worker", "migrate", "healthcheck", "127", "2 "):
         assert word in proc.stdout
 
 
-def test_no_arguments_is_a_usage_error(h: SimpleNamespace) -> None:
-    proc = h.run_boards()
+def test_no_arguments_is_a_usage_error() -> None:
+    proc = run_boards()
     assert proc.returncode == 2
     assert "usage" in proc.stderr
 
 
-def test_unknown_command_exits_127_with_one_line(h: SimpleNamespace) -> None:
-    proc = h.run_boards("nosuchcmd-boards", "--flag")
+def test_unknown_command_exits_127_with_one_line() -> None:
+    proc = run_boards("nosuchcmd-boards", "--flag")
     assert proc.returncode == 127
     assert proc.stderr.strip().splitlines() == ["boards: command not found: nosuchcmd-boards"]
 
 
-def test_other_commands_run_as_given(h: SimpleNamespace) -> None:
-    assert h.run_boards("true").returncode == 0
-    proc = h.run_boards("sh", "-c", 'echo "$0 $1"; exit 7', "a b", "c")
+def test_other_commands_run_as_given() -> None:
+    assert run_boards("true").returncode == 0
+    proc = run_boards("sh", "-c", 'echo "$0 $1"; exit 7', "a b", "c")
     assert proc.returncode == 7
     assert proc.stdout == "a b c\n"
 
 
-def test_exec_replaces_the_process(h: SimpleNamespace) -> None:
+def test_exec_replaces_the_process() -> None:
     """The command keeps the dispatcher's PID (so the server is PID 1 in a container)."""
     proc = subprocess.Popen(
-        [h.BOARDS, "sh", "-c", "echo $$"], stdout=subprocess.PIPE, text=True, env=h.base_env()
+        [BOARDS, "sh", "-c", "echo $$"], stdout=subprocess.PIPE, text=True, env=base_env()
     )
     out, _ = proc.communicate(timeout=60)
     assert int(out) == proc.pid
 
 
-def test_boards_migrate_console_script(h: SimpleNamespace, tmp_path: Path) -> None:
-    env = h.base_env(BOARDS_DATA_DIR=str(tmp_path / "data"))
+def test_boards_migrate_console_script(tmp_path: Path) -> None:
+    env = base_env(BOARDS_DATA_DIR=str(tmp_path / "data"))
     proc = subprocess.run(
-        [str(h.BIN / "boards-migrate")], env=env, capture_output=True, text=True, timeout=120
+        [str(BIN / "boards-migrate")], env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "data" / "boards.db").is_file()
     assert "upgraded to 0002" in proc.stderr
 
 
-def test_migrate_rejects_arguments(h: SimpleNamespace) -> None:
-    proc = h.run_boards("migrate", "head")
+def test_migrate_rejects_arguments() -> None:
+    proc = run_boards("migrate", "head")
     assert proc.returncode == 2
     assert "migrate takes no arguments" in proc.stderr
 
 
-def test_failed_migration_exits_1_and_says_so(h: SimpleNamespace) -> None:
-    port = h.free_port()  # nothing listens there
-    env = h.base_env(BOARDS_DATABASE_URL=f"postgresql://u:secret@127.0.0.1:{port}/db")
+def test_failed_migration_exits_1_and_says_so() -> None:
+    port = free_port()  # nothing listens there
+    env = base_env(BOARDS_DATABASE_URL=f"postgresql://u:secret@127.0.0.1:{port}/db")
     for role in ("migrate", "api"):
-        proc = h.run_boards(role, env=env)
+        proc = run_boards(role, env=env)
         assert proc.returncode == 1, proc.stderr
         assert "migration failed: " in proc.stderr
         assert "Traceback" not in proc.stderr
         assert "secret" not in proc.stderr
 
 
-def test_dispatcher_imports_nothing_heavy(h: SimpleNamespace) -> None:
+def test_dispatcher_imports_nothing_heavy() -> None:
     code = (
         "import sys, boards.cli, boards.healthcheck\n"
         "heavy = {'fastapi', 'dramatiq', 'sqlalchemy', 'pydantic', 'alembic', 'gevent'}\n"
@@ -105,18 +106,16 @@ def test_worker_command_line_is_valid_for_dramatiq() -> None:
     assert args.queues == ["boards-jobs"]
 
 
-def test_api_role_migrates_then_serves_and_stops_on_sigterm(
-    h: SimpleNamespace, tmp_path: Path
-) -> None:
-    port = h.free_port()
-    env = h.base_env(
+def test_api_role_migrates_then_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = base_env(
         BOARDS_DATA_DIR=str(tmp_path / "data"),
         BOARDS_API_HOST="127.0.0.1",
         BOARDS_API_PORT=str(port),
         BOARDS_RUN_DIR=str(tmp_path / "run"),
     )
     log = (tmp_path / "api.log").open("w")
-    proc = subprocess.Popen([h.BOARDS, "api"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([BOARDS, "api"], env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
 
         def answers() -> bool:
@@ -126,7 +125,7 @@ def test_api_role_migrates_then_serves_and_stops_on_sigterm(
             except httpx.TransportError:
                 return False
 
-        h.wait_for(answers, timeout=90, what="the API to answer /health")
+        wait_for(answers, timeout=90, what="the API to answer /health")
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
         assert any(part.endswith(b"uvicorn") for part in cmdline), cmdline
         body = httpx.get(f"http://127.0.0.1:{port}/api/v1/system/health", timeout=10).json()
@@ -136,12 +135,12 @@ def test_api_role_migrates_then_serves_and_stops_on_sigterm(
             "status": "ok",
             "detail": None,
         }
-        assert h.run_boards("healthcheck", env=env).returncode == 0
+        assert run_boards("healthcheck", env=env).returncode == 0
         started = time.monotonic()
-        assert h.stop_process(proc) == 0
+        assert stop_process(proc) == 0
         assert time.monotonic() - started < 10
     finally:
-        h.stop_process(proc)
+        stop_process(proc)
         log.close()
     text = (tmp_path / "api.log").read_text()
     assert "upgraded to 0002" in text
@@ -149,7 +148,7 @@ def test_api_role_migrates_then_serves_and_stops_on_sigterm(
 
 
 @pytest.mark.parametrize("value", ["false", "0"])
-def test_api_role_can_skip_migrations(h: SimpleNamespace, tmp_path: Path, value: str) -> None:
+def test_api_role_can_skip_migrations(tmp_path: Path, value: str) -> None:
     # Port already taken: uvicorn starts (no migration first) and fails to bind -> non-zero.
     import socket
 
@@ -157,13 +156,13 @@ def test_api_role_can_skip_migrations(h: SimpleNamespace, tmp_path: Path, value:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = h.base_env(
+        env = base_env(
             BOARDS_DATA_DIR=str(tmp_path / "data"),
             BOARDS_API_HOST="127.0.0.1",
             BOARDS_API_PORT=str(port),
             BOARDS_MIGRATE_ON_START=value,
         )
-        proc = h.run_boards("api", env=env)
+        proc = run_boards("api", env=env)
     assert proc.returncode != 0
     assert "migrat" not in proc.stderr.lower()
     assert not (tmp_path / "data" / "boards.db").exists()

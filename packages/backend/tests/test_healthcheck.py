@@ -8,10 +8,10 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from boards import healthcheck
+from boards_testing.processes import base_env, free_port, run_boards
 
 
 def _server(status: int) -> ThreadingHTTPServer:
@@ -38,40 +38,38 @@ def api(request: pytest.FixtureRequest) -> Iterator[tuple[int, int]]:
     server.server_close()
 
 
-def test_api_mode_follows_the_port(
-    h: SimpleNamespace, tmp_path: Path, api: tuple[int, int]
-) -> None:
+def test_api_mode_follows_the_port(tmp_path: Path, api: tuple[int, int]) -> None:
     port, status = api
-    env = h.base_env(BOARDS_API_PORT=str(port), BOARDS_RUN_DIR=str(tmp_path / "run"))
-    proc = h.run_boards("healthcheck", env=env)
+    env = base_env(BOARDS_API_PORT=str(port), BOARDS_RUN_DIR=str(tmp_path / "run"))
+    proc = run_boards("healthcheck", env=env)
     assert proc.returncode == (0 if status == 200 else 1), proc.stdout + proc.stderr
     assert f"127.0.0.1:{port}/health" in proc.stdout + proc.stderr
 
 
-def test_api_mode_unhealthy_when_nothing_listens(h: SimpleNamespace, tmp_path: Path) -> None:
-    env = h.base_env(BOARDS_API_PORT=str(h.free_port()), BOARDS_RUN_DIR=str(tmp_path))
+def test_api_mode_unhealthy_when_nothing_listens(tmp_path: Path) -> None:
+    env = base_env(BOARDS_API_PORT=str(free_port()), BOARDS_RUN_DIR=str(tmp_path))
     started = time.monotonic()
-    proc = h.run_boards("healthcheck", env=env)
+    proc = run_boards("healthcheck", env=env)
     assert proc.returncode == 1
     assert "unhealthy" in proc.stderr
     assert time.monotonic() - started < 10
 
 
-def test_worker_mode_fresh_and_stale_heartbeats(h: SimpleNamespace, tmp_path: Path) -> None:
+def test_worker_mode_fresh_and_stale_heartbeats(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     # Nothing listens on this port: a worker-mode answer cannot come from an API probe.
-    env = h.base_env(BOARDS_RUN_DIR=str(run_dir), BOARDS_API_PORT=str(h.free_port()))
+    env = base_env(BOARDS_RUN_DIR=str(run_dir), BOARDS_API_PORT=str(free_port()))
     stale = run_dir / "worker-101.heartbeat"
     stale.touch()
     old = time.time() - 60
     os.utime(stale, (old, old))
-    proc = h.run_boards("healthcheck", env=env)
+    proc = run_boards("healthcheck", env=env)
     assert proc.returncode == 1
     assert "stale" in proc.stderr
 
     (run_dir / "worker-102.heartbeat").touch()  # the newest one counts
-    proc = h.run_boards("healthcheck", env=env)
+    proc = run_boards("healthcheck", env=env)
     assert proc.returncode == 0, proc.stderr
     assert "worker heartbeat" in proc.stdout
 

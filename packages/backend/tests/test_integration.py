@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -22,6 +21,8 @@ import pytest
 from boards.api.factory import create_app
 from boards.settings import load_settings
 from boards_testing.plugin import publish_on_loopback
+from boards_testing.processes import BOARDS, base_env, free_port, run_boards, stop_process
+from boards_testing.waiting import wait_for
 from fastapi.testclient import TestClient
 
 
@@ -42,18 +43,18 @@ StartProc = Callable[..., Proc]
 
 
 @pytest.fixture
-def start(h: SimpleNamespace, tmp_path: Path) -> Iterator[StartProc]:
+def start(tmp_path: Path) -> Iterator[StartProc]:
     """Start `boards ROLE` with the given BOARDS_* settings; everything is stopped afterwards."""
     started: list[Proc] = []
 
     def _start(role: str, **settings: str) -> Proc:
         log = tmp_path / f"{role}-{len(started)}.log"
-        env = h.base_env(**{f"BOARDS_{k.upper()}": str(v) for k, v in settings.items()})
+        env = base_env(**{f"BOARDS_{k.upper()}": str(v) for k, v in settings.items()})
         with log.open("wb") as out:
             # A session of its own, so a test can SIGKILL the whole process tree (dramatiq's
             # supervisor and its worker processes), as the OOM killer or `docker kill` would.
             popen = subprocess.Popen(
-                [h.BOARDS, role],
+                [BOARDS, role],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -65,7 +66,7 @@ def start(h: SimpleNamespace, tmp_path: Path) -> Iterator[StartProc]:
 
     yield _start
     for proc in started:
-        h.stop_process(proc.popen)
+        stop_process(proc.popen)
 
 
 @pytest.fixture
@@ -94,32 +95,30 @@ def _job(client: Any, job_id: str) -> dict[str, Any]:
 
 
 def _wait_status(
-    h: SimpleNamespace, client: Any, job_id: str, statuses: set[str], timeout: float = 60
+    client: Any, job_id: str, statuses: set[str], timeout: float = 60
 ) -> dict[str, Any]:
-    return h.wait_for(  # type: ignore[no-any-return]
+    return wait_for(  # type: ignore[no-any-return]
         lambda: (job := _job(client, job_id))["status"] in statuses and job,
         timeout=timeout,
         what=f"job {job_id} to become {sorted(statuses)}",
     )
 
 
-def _submit_and_wait_running(
-    h: SimpleNamespace, client: Any, payload: str, delay_seconds: float
-) -> str:
+def _submit_and_wait_running(client: Any, payload: str, delay_seconds: float) -> str:
     """Submit a job and wait until a worker is running it; returns its id."""
     response = client.post(
         "/api/v1/jobs", json={"payload": payload, "delay_seconds": delay_seconds}
     )
     assert response.status_code == 202, response.text
     job_id: str = response.json()["id"]
-    _wait_status(h, client, job_id, {"running"})
+    _wait_status(client, job_id, {"running"})
     return job_id
 
 
-def _stop_quickly(h: SimpleNamespace, proc: Proc) -> None:
+def _stop_quickly(proc: Proc) -> None:
     """SIGTERM: the process exits 0 well inside Docker's 10 s stop timeout."""
     started = time.monotonic()
-    assert h.stop_process(proc.popen) == 0, proc.output()
+    assert stop_process(proc.popen) == 0, proc.output()
     assert time.monotonic() - started < 10
 
 
@@ -128,9 +127,9 @@ def _heartbeats(run_dir: Path) -> list[Path]:
 
 
 def test_job_round_trip_through_uvicorn_redis_and_the_worker(
-    h: SimpleNamespace, start: StartProc, fresh_pg_url: str, clean_redis_url: str, tmp_path: Path
+    start: StartProc, fresh_pg_url: str, clean_redis_url: str, tmp_path: Path
 ) -> None:
-    port = h.free_port()
+    port = free_port()
     # A fresh database: the API migrates it on start (BOARDS_MIGRATE_ON_START defaults to true).
     api = start(
         "api",
@@ -156,7 +155,7 @@ def test_job_round_trip_through_uvicorn_redis_and_the_worker(
             except httpx.TransportError:
                 return False
 
-        h.wait_for(ready, timeout=120, what="the API to be ready")
+        wait_for(ready, timeout=120, what="the API to be ready")
         payload = "the round trip\nworks"
         response = client.post("/api/v1/jobs", json={"payload": payload})
         assert response.status_code == 202, response.text
@@ -164,7 +163,7 @@ def test_job_round_trip_through_uvicorn_redis_and_the_worker(
         assert accepted["status"] == "queued"
         assert response.headers["location"].endswith(f"/api/v1/jobs/{accepted['id']}")
 
-        job = _wait_status(h, client, accepted["id"], {"succeeded", "failed"}, timeout=90)
+        job = _wait_status(client, accepted["id"], {"succeeded", "failed"}, timeout=90)
         assert job["status"] == "succeeded", (job, worker.output())
         assert job["result"] == {
             "characters": len(payload),
@@ -181,7 +180,7 @@ def test_job_round_trip_through_uvicorn_redis_and_the_worker(
 
 
 def test_failing_job_and_worker_heartbeat(
-    h: SimpleNamespace, start: StartProc, worker_settings: dict[str, str], client: TestClient
+    start: StartProc, worker_settings: dict[str, str], client: TestClient
 ) -> None:
     run_dir = Path(worker_settings["run_dir"])
     worker = start("worker", **worker_settings)
@@ -189,81 +188,77 @@ def test_failing_job_and_worker_heartbeat(
     fine = client.post("/api/v1/jobs", json={"payload": "fine", "delay_seconds": 0.5})
     assert failing.status_code == fine.status_code == 202
 
-    failed = _wait_status(h, client, failing.json()["id"], {"succeeded", "failed"})
+    failed = _wait_status(client, failing.json()["id"], {"succeeded", "failed"})
     assert (failed["status"], failed["error"], failed["result"]) == ("failed", "on purpose", None)
-    assert _wait_status(h, client, fine.json()["id"], {"succeeded"})["result"]["words"] == 1
+    assert _wait_status(client, fine.json()["id"], {"succeeded"})["result"]["words"] == 1
     assert "Retrying" not in worker.output(), "a deterministic failure is not retried"
 
     # Heartbeat: present and fresh while the worker runs, gone after a clean stop.
-    h.wait_for(
+    wait_for(
         lambda: any(time.time() - p.stat().st_mtime < 20 for p in _heartbeats(run_dir)),
         timeout=30,
         what="a fresh heartbeat file",
     )
-    check = h.run_boards("healthcheck", env=worker.env)
+    check = run_boards("healthcheck", env=worker.env)
     assert check.returncode == 0, check.stderr
     assert "worker heartbeat" in check.stdout
 
-    _stop_quickly(h, worker)
+    _stop_quickly(worker)
     assert _heartbeats(run_dir) == []
 
 
 def test_sigterm_lets_a_short_job_finish(
-    h: SimpleNamespace, start: StartProc, worker_settings: dict[str, str], client: TestClient
+    start: StartProc, worker_settings: dict[str, str], client: TestClient
 ) -> None:
     worker = start("worker", **worker_settings)
-    job_id = _submit_and_wait_running(h, client, "short", delay_seconds=2)
-    _stop_quickly(h, worker)
+    job_id = _submit_and_wait_running(client, "short", delay_seconds=2)
+    _stop_quickly(worker)
     assert _job(client, job_id)["status"] == "succeeded"
 
 
 def test_sigterm_hands_a_long_job_back_to_the_queue(
-    h: SimpleNamespace, start: StartProc, worker_settings: dict[str, str], client: TestClient
+    start: StartProc, worker_settings: dict[str, str], client: TestClient
 ) -> None:
     first = start("worker", worker_shutdown_timeout="2", **worker_settings)
-    job_id = _submit_and_wait_running(h, client, "long", delay_seconds=6)
-    _stop_quickly(h, first)
+    job_id = _submit_and_wait_running(client, "long", delay_seconds=6)
+    _stop_quickly(first)
     assert _job(client, job_id)["status"] == "queued", first.output()
     assert "handed back to the queue" in first.output()
 
     second = start("worker", **worker_settings)
-    job = _wait_status(h, client, job_id, {"succeeded", "failed"}, timeout=60)
+    job = _wait_status(client, job_id, {"succeeded", "failed"}, timeout=60)
     assert job["status"] == "succeeded", second.output()
     assert job["result"]["characters"] == 4
 
 
-def test_worker_keeps_running_while_redis_is_unreachable(
-    h: SimpleNamespace, start: StartProc, tmp_path: Path
-) -> None:
+def test_worker_keeps_running_while_redis_is_unreachable(start: StartProc, tmp_path: Path) -> None:
     worker = start(
         "worker",
         database_url=f"sqlite:///{tmp_path / 'boards.db'}",
         redis_url="redis://host.invalid:6379/0",  # does not resolve
         run_dir=str(tmp_path / "run"),
     )
-    h.wait_for(
+    wait_for(
         lambda: worker.output().count("Consumer encountered a connection error") >= 4,
         timeout=60,
         what="the worker to retry its Redis connection a few times",
     )
     assert worker.alive(), worker.output()
     assert "heartbeat: redis did not answer" in worker.output()
-    check = h.run_boards("healthcheck", env=worker.env)
+    check = run_boards("healthcheck", env=worker.env)
     assert check.returncode == 1
     assert "stale" in check.stderr, "the worker is found (not the API) and reported unhealthy"
-    _stop_quickly(h, worker)
+    _stop_quickly(worker)
 
 
-def test_readiness_follows_redis(
-    h: SimpleNamespace, migrated_pg_url: str, redis_image: str, tmp_path: Path
-) -> None:
+def test_readiness_follows_redis(migrated_pg_url: str, redis_image: str, tmp_path: Path) -> None:
     """Our own Redis: ready with it, 503 once it is stopped, ready again once it is back."""
     try:
         from testcontainers.community.redis import RedisContainer
     except ImportError:  # testcontainers < 4.15
         from testcontainers.redis import RedisContainer  # type: ignore[no-redef]
 
-    port = h.free_port()
+    port = free_port()
     container = RedisContainer(redis_image)
     publish_on_loopback(container, 6379)
     container.ports["6379"] = ("127.0.0.1", port)  # fixed, so it survives a restart
@@ -288,7 +283,7 @@ def test_readiness_follows_redis(
             assert rejected.json()["error"] == "broker_unavailable"
 
             container.get_wrapped_container().start()
-            h.wait_for(
+            wait_for(
                 lambda: client.get("/health/ready").status_code == 200,
                 timeout=60,
                 what="readiness to come back with Redis",
@@ -296,22 +291,22 @@ def test_readiness_follows_redis(
 
 
 def test_a_killed_workers_job_runs_again_on_another_worker(
-    h: SimpleNamespace, start: StartProc, worker_settings: dict[str, str], client: TestClient
+    start: StartProc, worker_settings: dict[str, str], client: TestClient
 ) -> None:
     fast = {**worker_settings, "job_lease": "3", "reconcile_interval": "1"}
     fast["broker_heartbeat_timeout"] = "2"
     first = start("worker", **fast)
-    job_id = _submit_and_wait_running(h, client, "survivor", delay_seconds=4)
+    job_id = _submit_and_wait_running(client, "survivor", delay_seconds=4)
     os.killpg(first.popen.pid, signal.SIGKILL)  # no shutdown, no hand-back: the lease runs out
     first.popen.wait(timeout=10)
 
-    metrics_port = h.free_port()
+    metrics_port = free_port()
     second = start("worker", **{**fast, "worker_metrics_port": str(metrics_port)})
-    job = _wait_status(h, client, job_id, {"succeeded", "failed"}, timeout=60)
+    job = _wait_status(client, job_id, {"succeeded", "failed"}, timeout=60)
     assert job["status"] == "succeeded", second.output()
     assert job["attempts"] == 2  # claimed once by each worker; the result written once
 
-    text = h.wait_for(
+    text = wait_for(
         lambda: _get_text(f"http://127.0.0.1:{metrics_port}/metrics"),
         timeout=30,
         what="the worker's metrics endpoint",
@@ -321,7 +316,7 @@ def test_a_killed_workers_job_runs_again_on_another_worker(
 
 
 def test_jobs_flushed_from_redis_are_sent_again(
-    h: SimpleNamespace, start: StartProc, worker_settings: dict[str, str], client: TestClient
+    start: StartProc, worker_settings: dict[str, str], client: TestClient
 ) -> None:
     import redis
 
@@ -329,7 +324,7 @@ def test_jobs_flushed_from_redis_are_sent_again(
     redis.Redis.from_url(worker_settings["redis_url"]).flushall()  # the queue forgets them
     worker = start("worker", reconcile_interval="1", reconcile_queued_after="8", **worker_settings)
     for job_id in ids:
-        job = _wait_status(h, client, job_id, {"succeeded", "failed"}, timeout=60)
+        job = _wait_status(client, job_id, {"succeeded", "failed"}, timeout=60)
         assert job["status"] == "succeeded", worker.output()
     assert "lost from the queue" in worker.output()
 
@@ -343,11 +338,11 @@ def _get_text(url: str) -> str | None:
 
 
 def test_a_live_worker_keeps_its_lease_on_a_job_longer_than_the_lease(
-    h: SimpleNamespace, start: StartProc, worker_settings: dict[str, str], client: TestClient
+    start: StartProc, worker_settings: dict[str, str], client: TestClient
 ) -> None:
     worker = start("worker", job_lease="3", reconcile_interval="1", **worker_settings)
-    job_id = _submit_and_wait_running(h, client, "long", delay_seconds=7)
-    job = _wait_status(h, client, job_id, {"succeeded", "failed"}, timeout=60)
+    job_id = _submit_and_wait_running(client, "long", delay_seconds=7)
+    job = _wait_status(client, job_id, {"succeeded", "failed"}, timeout=60)
     # Without renewal the reconciler would have taken the job back after 3 s, and the first
     # delivery's result would have been dropped for a second attempt's.
     assert (job["status"], job["attempts"]) == ("succeeded", 1), worker.output()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 from boards.db import Database, get_database
@@ -28,6 +27,7 @@ from boards.jobs import (
     withdraw_job,
 )
 from boards.models import JobStatus, utcnow
+from boards_testing.processes import base_env, free_port
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -213,10 +213,10 @@ print(done.status, done.error, done.result)
         ("fail: nope", "failed nope None"),
     ],
 )
-def test_actor_function(h: SimpleNamespace, migrated_url: str, payload: str, expected: str) -> None:
-    env = h.base_env(
+def test_actor_function(migrated_url: str, payload: str, expected: str) -> None:
+    env = base_env(
         BOARDS_DATABASE_URL=migrated_url,
-        BOARDS_REDIS_URL=f"redis://127.0.0.1:{h.free_port()}/0",  # never contacted here
+        BOARDS_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",  # never contacted here
         BOARDS_JOB_MAX_RETRIES="2",
     )
     proc = subprocess.run(

@@ -6,13 +6,13 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from boards.db import new_engine
 from boards.migrations import (
+    ADVISORY_LOCK_KEY,
     MigrationError,
     current_revision,
     downgrade,
@@ -20,6 +20,9 @@ from boards.migrations import (
     upgrade_to_head,
 )
 from boards.models import Base
+from boards.settings import default_alembic_ini
+from boards_testing.processes import BOARDS, base_env
+from boards_testing.waiting import wait_for
 from sqlalchemy import Connection, inspect, text
 
 
@@ -45,32 +48,32 @@ def _model_diff(url: str) -> list[object]:
         return list(compare_metadata(context, Base.metadata))
 
 
-def _up_down_up(url: str, h: SimpleNamespace) -> None:
-    head = head_revision(h.ALEMBIC_INI)
+def _up_down_up(url: str) -> None:
+    head = head_revision(default_alembic_ini())
     assert head == "0002"
     assert _state(url) == (None, set())
 
-    assert upgrade_to_head(url, h.ALEMBIC_INI) == head
+    assert upgrade_to_head(url, default_alembic_ini()) == head
     assert _state(url) == (head, {"alembic_version", "jobs"})
     assert _model_diff(url) == [], "the migrations create exactly what the models describe"
 
-    assert upgrade_to_head(url, h.ALEMBIC_INI) == head  # idempotent
+    assert upgrade_to_head(url, default_alembic_ini()) == head  # idempotent
 
-    downgrade(url, h.ALEMBIC_INI, "base")
+    downgrade(url, default_alembic_ini(), "base")
     revision, tables = _state(url)
     assert revision is None
     assert "jobs" not in tables
 
-    upgrade_to_head(url, h.ALEMBIC_INI)
+    upgrade_to_head(url, default_alembic_ini())
     assert _state(url)[0] == head
 
 
-def test_up_down_up_on_sqlite(sqlite_url: str, h: SimpleNamespace) -> None:
-    _up_down_up(sqlite_url, h)
+def test_up_down_up_on_sqlite(sqlite_url: str) -> None:
+    _up_down_up(sqlite_url)
 
 
-def test_up_down_up_on_postgresql(fresh_pg_url: str, h: SimpleNamespace) -> None:
-    _up_down_up(fresh_pg_url, h)
+def test_up_down_up_on_postgresql(fresh_pg_url: str) -> None:
+    _up_down_up(fresh_pg_url)
 
 
 def test_missing_alembic_ini_is_a_clear_error(sqlite_url: str) -> None:
@@ -78,19 +81,36 @@ def test_missing_alembic_ini_is_a_clear_error(sqlite_url: str) -> None:
         upgrade_to_head(sqlite_url, Path("/nonexistent/alembic.ini"))
 
 
-def test_concurrent_upgrades_end_with_one_schema(fresh_pg_url: str, h: SimpleNamespace) -> None:
-    """Three `boards migrate` at once on one fresh database: one migrates, two wait and skip."""
-    env = h.base_env(BOARDS_DATABASE_URL=fresh_pg_url)
-    procs = [
-        subprocess.Popen(
-            [h.BOARDS, "migrate"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+def test_concurrent_upgrades_take_turns_on_the_advisory_lock(fresh_pg_url: str) -> None:
+    """Three `boards migrate` at once on one fresh database: all three queue on the lock the
+    test holds; released, one migrates and two find the schema at head."""
+    key = ADVISORY_LOCK_KEY
+    waiting_sql = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " AND classid = :high AND objid = :low"
+    )
+    with _connect(fresh_pg_url) as holder:
+        holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        holder.commit()
+        env = base_env(BOARDS_DATABASE_URL=fresh_pg_url)
+        procs = [
+            subprocess.Popen(
+                [BOARDS, "migrate"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        bounds = {"high": key >> 32, "low": key & 0xFFFFFFFF}
+        wait_for(
+            lambda: holder.execute(waiting_sql, bounds).scalar_one() == 3 or holder.rollback(),
+            timeout=120,
+            what="three migrations waiting for the advisory lock",
         )
-        for _ in range(3)
-    ]
+        holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        holder.commit()
     outputs = [proc.communicate(timeout=180)[0] for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0, 0], outputs
     assert sum("upgrading database schema from None" in out for out in outputs) == 1, outputs

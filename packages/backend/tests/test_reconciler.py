@@ -4,7 +4,6 @@ what it holds is not, expired leases come back, and passes never overlap."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 
 import pytest
 from boards.db import Database
@@ -12,6 +11,7 @@ from boards.jobs import Claim, claim_job, create_job, get_job
 from boards.models import JobStatus, utcnow
 from boards.queue import JobQueue, held_job_ids, redis_broker
 from boards.workers.reconciler import LOCK_KEY, Reconciler
+from boards_testing.processes import free_port
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import text
 
@@ -97,12 +97,10 @@ def test_a_job_that_keeps_losing_its_worker_fails_in_the_end(
     assert stored.error == "gave up: its worker was lost 2 time(s)"
 
 
-def test_redis_down_defers_resends_but_keeps_the_database_right(
-    db: Database, h: SimpleNamespace
-) -> None:
+def test_redis_down_defers_resends_but_keeps_the_database_right(db: Database) -> None:
     job = create_job(db, "x").job
     claim_job(db, job.id, LEASE)
-    down = redis_broker(f"redis://127.0.0.1:{h.free_port()}/0")
+    down = redis_broker(f"redis://127.0.0.1:{free_port()}/0")
     report = reconciler(db, down, later(LEASE + QUEUED_AFTER + 1)).run_once()
     assert report.outcome == "broker_down"
     assert report.sent == 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from boards.settings import (
@@ -14,7 +13,9 @@ from boards.settings import (
     default_alembic_ini,
     load_settings,
     mask_password,
+    rule,
 )
+from boards_testing.processes import base_env, run_boards
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -36,7 +37,6 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert settings.broker_heartbeat_timeout == 10
     assert settings.worker_metrics_port == 9191
     assert settings.effective_database_url == f"sqlite:///{tmp_path / 'data' / 'boards.db'}"
-    assert settings.database_backend == "sqlite"
     assert settings.alembic_ini == default_alembic_ini()
     assert settings.alembic_ini.is_file(), "the source checkout's alembic.ini is found"
 
@@ -102,7 +102,7 @@ BAD_VALUES = [
     ("BOARDS_MIGRATE_ON_START", "maybe", "must be a boolean"),
     ("BOARDS_WORKER_PROCESSES", "0", "integer >= 1"),
     ("BOARDS_WORKER_THREADS", "many", "integer >= 1"),
-    ("BOARDS_WORKER_SHUTDOWN_TIMEOUT", "-1", "seconds > 0"),
+    ("BOARDS_WORKER_SHUTDOWN_TIMEOUT", "-1", "must be a number of seconds > 0 and <= 600"),
     ("BOARDS_JOB_TIME_LIMIT", "0", "seconds > 0"),
     ("BOARDS_JOB_MAX_RETRIES", "-1", "integer >= 0"),
     ("BOARDS_API_HOST", "two words", "host name or IP address"),
@@ -112,7 +112,7 @@ BAD_VALUES = [
     ("BOARDS_RECONCILE_INTERVAL", "0", "seconds > 0 and <= 300"),
     ("BOARDS_RECONCILE_QUEUED_AFTER", "5", "seconds from 8 to 3600"),
     ("BOARDS_BROKER_HEARTBEAT_TIMEOUT", "NaN", "seconds from 2 to 600"),
-    ("BOARDS_WORKER_METRICS_PORT", "-1", "from 0 (off) to 65535"),
+    ("BOARDS_WORKER_METRICS_PORT", "-1", "must be an integer from 0 to 65535"),
 ]
 
 
@@ -126,13 +126,11 @@ def _assert_one_line(proc: subprocess.CompletedProcess[str], variable: str, rule
 
 
 @pytest.mark.parametrize(("variable", "value", "rule"), BAD_VALUES)
-def test_bad_value_exits_2_with_one_line(
-    h: SimpleNamespace, variable: str, value: str, rule: str
-) -> None:
+def test_bad_value_exits_2_with_one_line(variable: str, value: str, rule: str) -> None:
     code = "from boards.settings import load_settings_or_exit; load_settings_or_exit()"
     proc = subprocess.run(
         [sys.executable, "-c", code],
-        env=h.base_env(**{variable: value}),
+        env=base_env(**{variable: value}),
         capture_output=True,
         text=True,
         timeout=60,
@@ -143,28 +141,47 @@ def test_bad_value_exits_2_with_one_line(
 
 
 @pytest.mark.parametrize("role", ["api", "migrate", "worker"])
-def test_every_role_rejects_a_bad_setting(h: SimpleNamespace, role: str) -> None:
-    proc = h.run_boards(
-        role, env=h.base_env(BOARDS_API_PORT="abc", BOARDS_REDIS_URL="redis://127.0.0.1:1/0")
+def test_every_role_rejects_a_bad_setting(role: str) -> None:
+    proc = run_boards(
+        role, env=base_env(BOARDS_API_PORT="abc", BOARDS_REDIS_URL="redis://127.0.0.1:1/0")
     )
     _assert_one_line(proc, "BOARDS_API_PORT", "must be an integer from 1 to 65535")
 
 
-def test_worker_role_without_redis_exits_2(h: SimpleNamespace) -> None:
-    proc = h.run_boards("worker", env=h.base_env())
+def test_worker_role_without_redis_exits_2() -> None:
+    proc = run_boards("worker", env=base_env())
     _assert_one_line(proc, "BOARDS_REDIS_URL", "required by the worker")
 
 
 @pytest.mark.parametrize("module", ["boards.api.app", "boards.workers.actors"])
-def test_importing_an_entry_module_with_a_bad_setting_exits_2(
-    h: SimpleNamespace, module: str
-) -> None:
+def test_importing_an_entry_module_with_a_bad_setting_exits_2(module: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", f"import {module}"],
-        env=h.base_env(BOARDS_LOG_LEVEL="chatty", BOARDS_REDIS_URL="redis://127.0.0.1:1/0"),
+        env=base_env(BOARDS_LOG_LEVEL="chatty", BOARDS_REDIS_URL="redis://127.0.0.1:1/0"),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
     _assert_one_line(proc, "BOARDS_LOG_LEVEL", "must be one of")
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        ("api_port", "must be an integer from 1 to 65535"),
+        ("worker_threads", "must be an integer >= 1"),
+        ("worker_shutdown_timeout", "must be a number of seconds > 0 and <= 600"),
+        ("api_max_body_bytes", "must be an integer of bytes from 1024 to 104857600"),
+        ("log_level", "must be one of critical, error, warning, info, debug"),
+        ("migrate_on_start", "must be a boolean (true/false, 1/0, yes/no, on/off)"),
+        ("run_dir", "must be a directory path"),
+    ],
+)
+def test_rules_are_read_off_the_fields(field: str, expected: str) -> None:
+    assert rule(field) == expected
+
+
+def test_every_setting_has_a_rule() -> None:
+    for field in Settings.model_fields:
+        assert rule(field).startswith("must be "), field

@@ -5,18 +5,27 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import dramatiq
 import pytest
+from boards.db import Database, get_database
+from boards.jobs import ACTOR_NAME, QUEUE_NAME, create_job, get_job
+from boards.settings import Settings
+from boards.workers.broker import job_options, worker_middleware
 from boards.workers.middleware import (
     HandBackOnShutdown,
     Heartbeat,
+    LeaseKeeper,
     RecordGiveUp,
     heartbeat_path,
     shutdown_grace,
 )
+from boards.workers.process import process_delivery
 from dramatiq import Message
 from dramatiq.broker import MessageProxy
+from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Shutdown
 
 
@@ -53,57 +62,77 @@ def test_heartbeat_only_after_a_successful_ping(tmp_path: Path) -> None:
     assert not path.exists()
 
 
-def test_hand_back_interrupts_messages_still_running(tmp_path: Path) -> None:
-    middleware = HandBackOnShutdown(grace=0.3)
-    started = threading.Event()
-    outcome: list[str] = []
+class FakeClock:
+    """Time that passes only when HandBackOnShutdown sleeps (a real yield lets threads run)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        time.sleep(0.001)
+
+
+class FakeWorker:
+    def __init__(self) -> None:
+        self.workers = [self]
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def test_hand_back_interrupts_messages_still_running_after_the_grace() -> None:
+    clock = FakeClock()
+    middleware = HandBackOnShutdown(grace=4, clock=clock, sleep=clock.sleep)
+    started, release = threading.Event(), threading.Event()
+    outcome: list[tuple[str, float]] = []
 
     def job() -> None:
         middleware.before_process_message(None, _message("job-1"))  # type: ignore[arg-type]
         started.set()
         try:
-            for _ in range(100):  # 10 s unless interrupted
-                time.sleep(0.1)
-            outcome.append("finished")
+            while not release.wait(0.001):  # Python-level waits: the interruption lands here
+                pass
+            outcome.append(("finished", clock.now))
         except Shutdown:
-            outcome.append("interrupted")
+            outcome.append(("interrupted", clock.now))
         finally:
             middleware.after_process_message(None, _message("job-1"))  # type: ignore[arg-type]
 
     thread = threading.Thread(target=job)
     thread.start()
     assert started.wait(5)
-    assert middleware.in_flight() == 1
-    began = time.monotonic()
-    middleware.before_worker_shutdown(None, None)  # type: ignore[arg-type]
+    worker = FakeWorker()
+    middleware.before_worker_shutdown(None, worker)  # type: ignore[arg-type]
     thread.join(timeout=5)
-    assert outcome == ["interrupted"]
-    assert 0.25 < time.monotonic() - began < 3
+    release.set()
+    assert worker.stopped  # no new message is taken while in-flight ones finish
+    ((what, when),) = outcome
+    assert what == "interrupted"
+    assert 4 <= when < 4 + HandBackOnShutdown.HAND_BACK_WAIT  # after the grace, not before
     assert middleware.in_flight() == 0
-    middleware.after_worker_shutdown(None, None)  # type: ignore[arg-type]
 
 
-def test_hand_back_leaves_quick_jobs_alone() -> None:
-    middleware = HandBackOnShutdown(grace=0.5)
-    interrupted: list[int] = []
-    interrupt_all = middleware.interrupt_all
-
-    def recording_interrupt_all() -> int:
-        interrupted.append(interrupt_all())
-        return interrupted[-1]
-
-    middleware.interrupt_all = recording_interrupt_all  # type: ignore[method-assign]
-
+def test_hand_back_leaves_jobs_that_finish_in_the_grace_alone() -> None:
+    clock = FakeClock()
+    middleware = HandBackOnShutdown(grace=4, clock=clock, sleep=clock.sleep)
     middleware.before_process_message(None, _message("job-2"))  # type: ignore[arg-type]
-    middleware.before_worker_shutdown(None, None)  # type: ignore[arg-type]
-    # The job finishes inside the grace period...
-    middleware.after_process_message(None, _message("job-2"))  # type: ignore[arg-type]
-    timer = middleware._timer
-    assert timer is not None
-    timer.join(timeout=5)
-    # ...so when the timer fires, it has nothing in flight to interrupt.
-    assert interrupted == [0]
-    middleware.after_worker_shutdown(None, None)  # type: ignore[arg-type]
+    interrupted: list[int] = []
+    middleware.interrupt_all = lambda: interrupted.append(1) or 1  # type: ignore[method-assign]
+
+    def finish_at_two_seconds(seconds: float) -> None:
+        clock.now += seconds
+        if clock.now >= 2:
+            middleware.after_process_message(None, _message("job-2"))  # type: ignore[arg-type]
+
+    middleware.sleep = finish_at_two_seconds
+    middleware.before_worker_shutdown(None, FakeWorker())  # type: ignore[arg-type]
+    assert interrupted == []
+    assert 2 <= clock.now < 2.1  # stopped waiting as soon as nothing was in flight
 
 
 @pytest.mark.parametrize(("timeout", "grace"), [(5, 4), (1, 0.5), (10, 9)])
@@ -122,3 +151,86 @@ def test_give_up_marks_the_job_failed() -> None:
     message.fail()
     middleware.after_process_message(None, message, exception=RuntimeError("db down"))  # type: ignore[arg-type]
     assert recorded == [("job-9", "gave up after 4 attempt(s): RuntimeError: db down")]
+
+
+# -- the real stack, in build_broker's order, on dramatiq's StubBroker ---------------------------
+
+
+def _stub_worker(
+    settings: Settings, db: Database, body: Callable[[str], None]
+) -> tuple[StubBroker, dramatiq.Actor[[str], None]]:
+    broker = StubBroker(middleware=[])
+    for middleware in worker_middleware(settings, db, ping=lambda: True, reconcile=None):
+        broker.add_middleware(middleware)
+    actor = dramatiq.actor(
+        body, actor_name=ACTOR_NAME, queue_name=QUEUE_NAME, broker=broker, **job_options(settings)
+    )
+    return broker, actor
+
+
+def _drain(broker: StubBroker) -> None:
+    broker.emit_after("process_boot")  # what dramatiq's CLI does: starts TimeLimit's timer
+    worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=1)
+    worker.start()
+    try:
+        broker.join(QUEUE_NAME, timeout=30_000, fail_fast=False)
+        worker.join()
+    finally:
+        worker.stop()
+
+
+def _python_level_sleep(seconds: float) -> None:
+    """time.sleep in small steps, so dramatiq's TimeLimit (an async exception) can land."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_the_stack_marks_a_job_failed_when_retries_run_out(
+    make_settings: Callable[..., Settings], migrated_sqlite_url: str
+) -> None:
+    settings = make_settings(
+        database_url=migrated_sqlite_url,
+        job_max_retries=2,
+        job_retry_min_backoff=0.01,
+        job_retry_max_backoff=0.02,
+    )
+    db = get_database(migrated_sqlite_url)
+    attempts: list[str] = []
+
+    def always_fails(job_id: str) -> None:
+        attempts.append(job_id)
+        raise RuntimeError("the database is down")
+
+    broker, actor = _stub_worker(settings, db, always_fails)
+    job = create_job(db, "x").job
+    actor.send(job.id)
+    _drain(broker)
+    assert attempts == [job.id] * 3  # the first try and two retries
+    stored = get_job(db, job.id)
+    assert stored is not None and stored.status == "failed"
+    assert stored.error == "gave up after 3 attempt(s): RuntimeError: the database is down"
+
+
+def test_the_stack_fails_a_job_over_its_time_limit(
+    make_settings: Callable[..., Settings], migrated_sqlite_url: str
+) -> None:
+    settings = make_settings(database_url=migrated_sqlite_url, job_time_limit=0.3)
+    db = get_database(migrated_sqlite_url)
+    broker, _ = _stub_worker(settings, db, lambda job_id: None)
+    leases = next(m for m in broker.middleware if isinstance(m, LeaseKeeper))
+
+    def body(job_id: str) -> None:
+        process_delivery(
+            db, job_id, lease=15, leases=leases, resend=lambda: None, sleep=_python_level_sleep
+        )
+
+    actor = dramatiq.actor(
+        body, actor_name="slow_job", queue_name=QUEUE_NAME, broker=broker, **job_options(settings)
+    )
+    job = create_job(db, "slow", delay_seconds=5).job  # the delay is longer than the limit
+    actor.send(job.id)
+    _drain(broker)
+    stored = get_job(db, job.id)
+    assert stored is not None
+    assert (stored.status, stored.error) == ("failed", "time limit exceeded")

@@ -9,13 +9,7 @@ Usage::
     boards COMMAND [ARGS...]            exec COMMAND as given (uvicorn ..., dramatiq-gevent ...,
                                         bash, ...)
 
-Exit codes:
-
-    0    success (healthcheck: healthy)
-    1    runtime failure: e.g. the migration failed (healthcheck: unhealthy)
-    2    bad setting or usage: one line on stderr naming the variable and what is allowed
-    126  COMMAND is not executable
-    127  COMMAND not found
+Exit codes: :data:`boards.exits.MEANINGS` (also in ``boards --help``).
 
 ``api`` and ``worker`` replace this process (``exec``) with uvicorn / dramatiq, so the server is
 PID 1 in the container and receives SIGTERM itself. Startup stays fast: nothing heavy (FastAPI,
@@ -35,16 +29,23 @@ from typing import TYPE_CHECKING, NoReturn
 if TYPE_CHECKING:
     from boards.settings import Settings
 
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
-EXIT_NOT_EXECUTABLE = 126
-EXIT_NOT_FOUND = 127
+from boards import exits
+from boards.exits import FAILURE as EXIT_FAILURE
+from boards.exits import NOT_EXECUTABLE as EXIT_NOT_EXECUTABLE
+from boards.exits import NOT_FOUND as EXIT_NOT_FOUND
+from boards.exits import OK as EXIT_OK
+from boards.exits import USAGE as EXIT_USAGE
 
 #: Seconds uvicorn waits for open requests after SIGTERM (well inside Docker's 10 s).
 API_GRACEFUL_SHUTDOWN = 3
 
-USAGE = (__doc__ or "").split("Usage::", 1)[1].split("``api`` and", 1)[0].rstrip()
+USAGE = (
+    (__doc__ or "").split("Usage::", 1)[1].split("Exit codes:", 1)[0].rstrip()
+    + "\n\nExit codes:\n\n"
+    + "\n".join(
+        f"    {code:<4} {meaning.replace('`', '')}" for code, meaning in exits.MEANINGS.items()
+    )
+)
 
 
 def _err(line: str) -> None:

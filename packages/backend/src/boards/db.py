@@ -62,7 +62,8 @@ class Database:
 
     @property
     def backend(self) -> str:
-        return "sqlite" if self.url.startswith("sqlite") else "postgresql"
+        """``sqlite`` or ``postgresql``: the dialect's own name for the URL."""
+        return make_url(self.url).get_backend_name()
 
     @property
     def engine(self) -> Engine:

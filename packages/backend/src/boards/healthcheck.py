@@ -17,13 +17,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from boards import defaults
+
 HEARTBEAT_MAX_AGE = 20.0
 #: Worker processes write ``<run dir>/worker-<pid>.heartbeat`` (boards.workers.middleware).
 HEARTBEAT_PREFIX = "worker-"
 HEARTBEAT_SUFFIX = ".heartbeat"
 HTTP_TIMEOUT = 3.0
-DEFAULT_RUN_DIR = "/tmp/boards"  # noqa: S108 (the worker's heartbeat dir, see settings)
-DEFAULT_PORT = 8800
 _WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]", "*"}  # noqa: S104 (names, not a bind)
 
 
@@ -57,7 +57,7 @@ def check_worker(age: float) -> tuple[bool, str]:
 
 
 def api_url() -> str:
-    port = _env("BOARDS_API_PORT", str(DEFAULT_PORT))
+    port = _env("BOARDS_API_PORT", str(defaults.API_PORT))
     host = _env("BOARDS_API_HOST", "127.0.0.1")
     if host in _WILDCARD_HOSTS or host == "localhost":
         host = "127.0.0.1"
@@ -82,7 +82,7 @@ def check_api(url: str, timeout: float = HTTP_TIMEOUT) -> tuple[bool, str]:
 
 
 def main() -> int:
-    run_dir = Path(_env("BOARDS_RUN_DIR", DEFAULT_RUN_DIR))
+    run_dir = Path(_env("BOARDS_RUN_DIR", defaults.RUN_DIR))
     age = newest_heartbeat_age(run_dir)
     healthy, detail = check_worker(age) if age is not None else check_api(api_url())
     stream = sys.stdout if healthy else sys.stderr

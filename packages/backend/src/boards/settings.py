@@ -2,7 +2,8 @@
 
 One loader is used everywhere (the API app, the worker module, the CLI):
 :func:`load_settings_or_exit`. A bad value prints ONE line on stderr naming the variable and what
-is allowed, then exits with code 2, without a traceback.
+is allowed, then exits with code 2, without a traceback. What is allowed is read off the field
+itself (:func:`rule`): its type and bounds, or, where a validator decides, its ``rule``.
 """
 
 from __future__ import annotations
@@ -10,50 +11,23 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import Annotated, Any, Literal, NoReturn, get_args, get_origin
 
+import annotated_types
 from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic.config import JsonDict
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from boards import defaults, exits
+
 ENV_PREFIX = "BOARDS_"
-EXIT_BAD_SETTING = 2
+EXIT_BAD_SETTING = exits.USAGE
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 _DB_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
 _REDIS_SCHEMES = ("redis", "rediss")
-
-#: What each setting allows, as printed when a value is rejected.
-RULES: dict[str, str] = {
-    "database_url": (
-        "must be a SQLAlchemy URL with scheme sqlite, postgresql, postgres or postgresql+psycopg "
-        "(e.g. postgresql://user:pass@host:5432/db)"
-    ),
-    "data_dir": "must be a directory path",
-    "redis_url": "must be a redis:// or rediss:// URL (e.g. redis://redis:6379/0)",
-    "api_host": "must be a host name or IP address to listen on (e.g. 0.0.0.0)",
-    "api_port": "must be an integer from 1 to 65535",
-    "log_level": "must be one of critical, error, warning, info, debug",
-    "migrate_on_start": "must be a boolean (true/false, 1/0, yes/no, on/off)",
-    "worker_processes": "must be an integer >= 1",
-    "worker_threads": "must be an integer >= 1",
-    "worker_shutdown_timeout": "must be a number of seconds > 0 and <= 600",
-    "job_time_limit": "must be a number of seconds > 0 and <= 86400",
-    "job_max_retries": "must be an integer >= 0",
-    "job_retry_min_backoff": "must be a number of seconds > 0 and <= 3600",
-    "job_retry_max_backoff": (
-        "must be a number of seconds > 0 and <= 86400, not less than BOARDS_JOB_RETRY_MIN_BACKOFF"
-    ),
-    "run_dir": "must be a directory path",
-    "api_max_body_bytes": "must be an integer number of bytes from 1024 to 104857600",
-    "job_lease": "must be a number of seconds from 3 to 3600",
-    "job_max_deliveries": "must be an integer from 1 to 100",
-    "reconcile_interval": "must be a number of seconds > 0 and <= 300",
-    "reconcile_queued_after": "must be a number of seconds from 8 to 3600",
-    "broker_heartbeat_timeout": "must be a number of seconds from 2 to 600",
-    "worker_metrics_port": "must be an integer from 0 (off) to 65535",
-    "alembic_ini": "must be the path of the alembic.ini file",
-}
 
 
 def default_alembic_ini() -> Path:
@@ -63,6 +37,12 @@ def default_alembic_ini() -> Path:
     ``BOARDS_ALEMBIC_INI=/app/alembic.ini``.
     """
     return Path(__file__).resolve().parents[2] / "alembic.ini"
+
+
+#: Units a number setting is read in (said in its rule).
+_SECONDS: JsonDict = {"unit": "seconds"}
+_BYTES: JsonDict = {"unit": "bytes"}
+_DIRECTORY: JsonDict = {"rule": "must be a directory path"}
 
 
 def _lower(value: Any) -> Any:
@@ -84,32 +64,47 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    data_dir: Path = Path("./data")
-    database_url: Annotated[str | None, BeforeValidator(_strip)] = None
-    redis_url: Annotated[str | None, BeforeValidator(_strip)] = None
-    api_host: Annotated[str, BeforeValidator(_strip)] = "0.0.0.0"  # noqa: S104 (a server)
-    api_port: int = Field(default=8800, ge=1, le=65535)
+    data_dir: Path = Field(Path("./data"), json_schema_extra=_DIRECTORY)
+    database_url: Annotated[str | None, BeforeValidator(_strip)] = Field(
+        None,
+        json_schema_extra={
+            "rule": "must be a SQLAlchemy URL with scheme sqlite, postgresql, postgres or "
+            "postgresql+psycopg (e.g. postgresql://user:pass@host:5432/db)"
+        },
+    )
+    redis_url: Annotated[str | None, BeforeValidator(_strip)] = Field(
+        None,
+        json_schema_extra={"rule": "must be a redis:// or rediss:// URL (redis://redis:6379/0)"},
+    )
+    api_host: Annotated[str, BeforeValidator(_strip)] = Field(
+        defaults.API_HOST,
+        json_schema_extra={"rule": "must be a host name or IP address to listen on (0.0.0.0)"},
+    )
+    api_port: int = Field(defaults.API_PORT, ge=1, le=65535)
     log_level: Annotated[LogLevel, BeforeValidator(_lower)] = "info"
     migrate_on_start: bool = True
-    worker_processes: int = Field(default=1, ge=1)
-    worker_threads: int = Field(default=50, ge=1)
-    worker_shutdown_timeout: float = Field(default=5.0, gt=0, le=600)
-    job_time_limit: float = Field(default=30.0, gt=0, le=86400)
-    job_max_retries: int = Field(default=3, ge=0)
-    job_retry_min_backoff: float = Field(default=1.0, gt=0, le=3600)
-    job_retry_max_backoff: float = Field(default=30.0, gt=0, le=86400)
-    run_dir: Path = Path("/tmp/boards")  # noqa: S108 (per-container scratch dir)
+    worker_processes: int = Field(1, ge=1)
+    worker_threads: int = Field(50, ge=1)
+    worker_shutdown_timeout: float = Field(5.0, gt=0, le=600, json_schema_extra=_SECONDS)
+    job_time_limit: float = Field(30.0, gt=0, le=86400, json_schema_extra=_SECONDS)
+    job_max_retries: int = Field(3, ge=0)
+    job_retry_min_backoff: float = Field(1.0, gt=0, le=3600, json_schema_extra=_SECONDS)
+    job_retry_max_backoff: float = Field(30.0, gt=0, le=86400, json_schema_extra=_SECONDS)
+    run_dir: Path = Field(Path(defaults.RUN_DIR), json_schema_extra=_DIRECTORY)
+    alembic_ini: Path = Field(
+        default_factory=default_alembic_ini,
+        json_schema_extra={"rule": "must be the path of the alembic.ini file"},
+    )
     # Delivery guarantees (docs/operations.md, "What a 202 guarantees").
-    api_max_body_bytes: int = Field(default=1_048_576, ge=1024, le=104_857_600)
-    job_lease: float = Field(default=15.0, ge=3, le=3600)
-    job_max_deliveries: int = Field(default=5, ge=1, le=100)
-    reconcile_interval: float = Field(default=5.0, gt=0, le=300)
+    api_max_body_bytes: int = Field(1_048_576, ge=1024, le=104_857_600, json_schema_extra=_BYTES)
+    job_lease: float = Field(15.0, ge=3, le=3600, json_schema_extra=_SECONDS)
+    job_max_deliveries: int = Field(5, ge=1, le=100)
+    reconcile_interval: float = Field(5.0, gt=0, le=300, json_schema_extra=_SECONDS)
     # At least the API's worst-case enqueue (Redis connect 2 s + reply 5 s): a job the API is
     # still sending, or about to delete after a failed send, is never taken for a lost one.
-    reconcile_queued_after: float = Field(default=10.0, ge=8, le=3600)
-    broker_heartbeat_timeout: float = Field(default=10.0, ge=2, le=600)
-    worker_metrics_port: int = Field(default=9191, ge=0, le=65535)
-    alembic_ini: Path = Field(default_factory=default_alembic_ini)
+    reconcile_queued_after: float = Field(10.0, ge=8, le=3600, json_schema_extra=_SECONDS)
+    broker_heartbeat_timeout: float = Field(10.0, ge=2, le=600, json_schema_extra=_SECONDS)
+    worker_metrics_port: int = Field(9191, ge=0, le=65535)
 
     @field_validator("api_host")
     @classmethod
@@ -144,10 +139,6 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir.expanduser().resolve() / 'boards.db').as_posix()}"
 
-    @property
-    def database_backend(self) -> str:
-        return "sqlite" if self.effective_database_url.startswith("sqlite") else "postgresql"
-
 
 def normalise_database_url(value: str) -> str:
     """Check the scheme and make every PostgreSQL URL use the psycopg (v3) driver."""
@@ -170,6 +161,43 @@ def mask_password(url: str) -> str:
         return url
     user = credentials.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}"
+
+
+def _number(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+
+
+def _range(info: FieldInfo) -> str:
+    """`` from 1 to 65535``, `` > 0 and <= 600``, `` >= 1`` or nothing, from the field's bounds."""
+    bounds = {
+        name: getattr(item, name)
+        for item in info.metadata
+        for name, _ in _BOUNDS
+        if isinstance(item, getattr(annotated_types, name.capitalize()))
+    }
+    if {"ge", "le"} == set(bounds):
+        return f" from {_number(bounds['ge'])} to {_number(bounds['le'])}"
+    parts = [f"{op} {_number(bounds[name])}" for name, op in _BOUNDS if name in bounds]
+    return " " + " and ".join(parts) if parts else ""
+
+
+def rule(field: str) -> str:
+    """What ``field`` allows, in words, read off its declaration (one place for each limit)."""
+    info = Settings.model_fields[field]
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    if "rule" in extra:
+        return str(extra["rule"])
+    annotation = info.annotation
+    if get_origin(annotation) is Literal:
+        return "must be one of " + ", ".join(str(choice) for choice in get_args(annotation))
+    if annotation is bool:
+        return "must be a boolean (true/false, 1/0, yes/no, on/off)"
+    unit = f" of {extra['unit']}" if "unit" in extra else ""
+    kind = "an integer" if annotation is int else "a number"
+    return f"must be {kind}{unit}{_range(info)}"
 
 
 class SettingsError(Exception):
@@ -206,19 +234,18 @@ def load_settings(*, require_redis: bool = False, **overrides: Any) -> Settings:
         error = exc.errors()[0]
         loc = error.get("loc") or ("?",)
         field = str(loc[0])
+        known = field in Settings.model_fields
         raise SettingsError(
-            field, _raw_value(field, error.get("input")), RULES.get(field, error["msg"])
+            field, _raw_value(field, error.get("input")), rule(field) if known else error["msg"]
         ) from None
     if settings.job_retry_max_backoff < settings.job_retry_min_backoff:
         raise SettingsError(
             "job_retry_max_backoff",
             _raw_value("job_retry_max_backoff", settings.job_retry_max_backoff),
-            RULES["job_retry_max_backoff"],
+            rule("job_retry_max_backoff") + ", not less than BOARDS_JOB_RETRY_MIN_BACKOFF",
         )
     if require_redis and not settings.redis_url:
-        raise SettingsError(
-            "redis_url", None, "is required by the worker and " + RULES["redis_url"]
-        )
+        raise SettingsError("redis_url", None, "is required by the worker and " + rule("redis_url"))
     return settings
 
 

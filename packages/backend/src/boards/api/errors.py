@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,13 +22,32 @@ from boards.logs import one_line
 
 logger = logging.getLogger("boards.api")
 
+
+class Code(StrEnum):
+    """Every ``error`` value the API answers (docs/operations.md has the table)."""
+
+    BAD_REQUEST = "bad_request"
+    INVALID_JSON = "invalid_json"
+    INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key"
+    NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    BODY_TOO_LARGE = "body_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    INVALID_REQUEST = "invalid_request"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
+    BROKER_NOT_CONFIGURED = "broker_not_configured"
+    BROKER_UNAVAILABLE = "broker_unavailable"
+    DATABASE_UNAVAILABLE = "database_unavailable"
+    INTERNAL_ERROR = "internal_error"
+
+
 #: Codes for the HTTP errors Starlette and FastAPI raise themselves (404 route, 405, 400 body).
 _HTTP_CODES = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "body_too_large",
-    415: "unsupported_media_type",
+    400: Code.BAD_REQUEST,
+    404: Code.NOT_FOUND,
+    405: Code.METHOD_NOT_ALLOWED,
+    413: Code.BODY_TOO_LARGE,
+    415: Code.UNSUPPORTED_MEDIA_TYPE,
 }
 
 
@@ -84,10 +104,10 @@ def _validation_errors(exc: RequestValidationError) -> tuple[int, str, str, list
         for err in exc.errors()
     ]
     if any(err["type"] == "json_invalid" for err in errors):
-        return 400, "invalid_json", "the body is not valid JSON", []
+        return 400, Code.INVALID_JSON, "the body is not valid JSON", []
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     where = ".".join(part for part in first["loc"] if part != "body") or "body"
-    return 422, "invalid_request", f"{where}: {first['msg']}", errors
+    return 422, Code.INVALID_REQUEST, f"{where}: {first['msg']}", errors
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -106,8 +126,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> Response:
-        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        code = _HTTP_CODES.get(exc.status_code, Code.BAD_REQUEST)
         detail = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        if exc.status_code == 400 and exc.__cause__ is not None:
+            # FastAPI's body parser failed (not UTF-8, a number or a nesting past the parser's
+            # limits): to the client, the body is not JSON it can send.
+            code, detail = Code.INVALID_JSON, "the body could not be read as JSON"
         return error_response(
             exc.status_code, code, detail, request_id_of(request), headers=exc.headers
         )
@@ -116,7 +140,7 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.error("request %s: database unavailable: %s", request_id_of(request), one_line(exc))
         return error_response(
             503,
-            "database_unavailable",
+            Code.DATABASE_UNAVAILABLE,
             "the database is unavailable; retry later",
             request_id_of(request),
             headers={"Retry-After": "5"},

@@ -5,7 +5,7 @@
   carries only that id; the traceback goes to the log under the same id.
 * :class:`HttpMetrics` counts requests by method, route template and status.
 * :class:`BodyLimit` answers 413 before reading a body that is declared larger than the limit,
-  and stops reading one that turns out larger while it streams in.
+  and stops reading one that turns out larger while it streams in (answering 413 then too).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from boards.api.errors import error_body
+from boards.api.errors import Code, error_body
 from boards.api.metrics import ApiMetrics
 
 logger = logging.getLogger("boards.api")
@@ -84,7 +84,7 @@ class RequestContext:
             )
             if started:
                 raise
-            body = error_body("internal_error", "internal error", request_id)
+            body = error_body(Code.INTERNAL_ERROR, "internal error", request_id)
             await _send_error(send_with_id, 500, body)
 
 
@@ -121,10 +121,6 @@ class HttpMetrics:
             )
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -132,7 +128,7 @@ class BodyLimit:
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
         body = error_body(
-            "body_too_large",
+            Code.BODY_TOO_LARGE,
             f"request bodies are limited to {self.max_bytes} bytes",
             (scope.get("state") or {}).get("request_id"),
         )
@@ -153,26 +149,31 @@ class BodyLimit:
                 await self._too_large(scope, send)
                 return
         received = 0
-        answered = False
+        answered = False  # the app has started its response
+        cut_off = False  # we answered 413 for a body that streamed past the limit
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, cut_off
+            if cut_off:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge
+                if received > self.max_bytes and not answered:
+                    # Answer here: an exception would be turned into a 400 by the body parser.
+                    # The app is then told the client went away, and whatever it answers to
+                    # that is dropped.
+                    cut_off = True
+                    await self._too_large(scope, send)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal answered
+            if cut_off:
+                return
             if message["type"] == "http.response.start":
                 answered = True
             await send(message)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if answered:
-                raise
-            await self._too_large(scope, send)
+        await self.app(scope, counting_receive, guarded_send)

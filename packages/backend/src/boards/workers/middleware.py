@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -146,19 +147,32 @@ class HandBackOnShutdown(Middleware):
     """Give in-flight messages a grace period when the worker stops, then interrupt them.
 
     Dramatiq's ``Worker.stop(timeout)`` waits for worker threads, then requeues only the
-    prefetched messages nobody started. A message still running when the timeout ends stays
-    in the Redis broker's per-worker ack set and is only recovered by another worker's random
-    maintenance, minutes later. So ``grace`` seconds after shutdown begins, this raises
-    :class:`dramatiq.middleware.Shutdown` in every thread (greenlet under gevent) still running a
-    message; the actor catches it, puts the job back to ``queued`` and re-enqueues the message,
-    and the original is acked normally.
+    prefetched messages nobody started. A message still running when the wait ends stays in the
+    Redis broker's per-worker ack set, and the job stays ``running`` until its lease runs out.
+    That wait is also shorter than it says: ``dramatiq.common.join_all`` takes the time already
+    spent off the remaining timeout again after every thread it joins, so a busy thread late in
+    the list may get a second or two. So this waits here, before dramatiq's own shutdown: new
+    messages stop, in-flight ones get ``grace`` seconds, then every thread (greenlet under
+    gevent) still running one gets :class:`dramatiq.middleware.Shutdown`; the actor puts the job
+    back to ``queued`` and re-enqueues its message, and the original is acked normally.
     """
 
-    def __init__(self, grace: float) -> None:
+    #: Seconds interrupted messages get to hand their jobs back.
+    HAND_BACK_WAIT = 1.0
+    POLL = 0.05
+
+    def __init__(
+        self,
+        grace: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.grace = grace
+        self.clock = clock
+        self.sleep = sleep
         self._lock = threading.Lock()
         self._running: dict[int, tuple[Any, MessageProxy]] = {}
-        self._timer: threading.Timer | None = None
 
     @staticmethod
     def _current() -> Any:
@@ -204,19 +218,23 @@ class HandBackOnShutdown(Middleware):
                 raise_thread_exception(target, Shutdown)  # type: ignore[no-untyped-call]
         return len(targets)
 
-    def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
-        count = self.in_flight()
-        if count:
-            logger.info(
-                "worker stopping: %d message(s) in flight get %.1f s to finish", count, self.grace
-            )
-        self._timer = threading.Timer(self.grace, self.interrupt_all)
-        self._timer.daemon = True
-        self._timer.start()
+    def _wait_while_in_flight(self, seconds: float) -> None:
+        deadline = self.clock() + seconds
+        while self.in_flight() and self.clock() < deadline:
+            self.sleep(self.POLL)
 
-    def after_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+    def before_worker_shutdown(self, broker: Broker, worker: Worker) -> None:
+        for thread in getattr(worker, "workers", ()):
+            thread.stop()  # take no new message (Worker.stop() says it again, harmlessly)
+        count = self.in_flight()
+        if not count:
+            return
+        logger.info(
+            "worker stopping: %d message(s) in flight get %.1f s to finish", count, self.grace
+        )
+        self._wait_while_in_flight(self.grace)
+        if self.in_flight() and self.interrupt_all():
+            self._wait_while_in_flight(self.HAND_BACK_WAIT)
 
 
 class RecordGiveUp(Middleware):
@@ -290,6 +308,10 @@ class WorkerMetrics:
     multiprocess mode at process boot and serves every process's metrics on one port; the
     counters are therefore created on first use, after that boot, never at import."""
 
+    #: Counter names (exported with ``_total``).
+    RUNS = "boards_reconciler_runs"
+    REDELIVERIES = "boards_job_redeliveries"
+
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._runs: Any = None
@@ -303,13 +325,13 @@ class WorkerMetrics:
 
             registry = prom.CollectorRegistry()  # the exposition server reads the files
             self._runs = prom.Counter(
-                "boards_reconciler_runs",
+                self.RUNS,
                 "Reconciler passes, by outcome (ok, skipped, broker_down, error).",
                 ["outcome"],
                 registry=registry,
             )
             self._redeliveries = prom.Counter(
-                "boards_job_redeliveries",
+                self.REDELIVERIES,
                 "Jobs the reconciler re-sent, by reason (lease_expired, lost), or gave up on.",
                 ["reason"],
                 registry=registry,

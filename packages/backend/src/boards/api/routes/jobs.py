@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request, Response
 
 from boards.api.deps import ServicesDep
-from boards.api.errors import ApiError
+from boards.api.errors import ApiError, Code
 from boards.api.schemas import ErrorOut, JobAccepted, JobIn, JobOut
 from boards.db import UNAVAILABLE
 from boards.jobs import (
@@ -43,7 +43,9 @@ def require_json(request: Request) -> None:
             subtype == "json" or subtype.endswith("+json")
         ):
             return
-    raise ApiError(415, "unsupported_media_type", "send the body as Content-Type: application/json")
+    raise ApiError(
+        415, Code.UNSUPPORTED_MEDIA_TYPE, "send the body as Content-Type: application/json"
+    )
 
 
 def idempotency_key(
@@ -51,16 +53,16 @@ def idempotency_key(
 ) -> str | None:
     if key is None:
         return None
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not all(" " <= ch <= "~" for ch in key):
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not all("!" <= ch <= "~" for ch in key):
         raise ApiError(
             400,
-            "invalid_idempotency_key",
-            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters",
+            Code.INVALID_IDEMPOTENCY_KEY,
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters",
         )
     return key
 
 
-BROKER_DOWN = (503, "broker_unavailable", "the job queue is unavailable; nothing was stored")
+BROKER_DOWN = (503, Code.BROKER_UNAVAILABLE, "the job queue is unavailable; nothing was stored")
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorOut} for code in (400, 413, 415, 422, 503)
 }
@@ -84,7 +86,7 @@ def submit_job(
     503: it was not stored and will not run. A replay of an ``Idempotency-Key`` returns the
     job the first request created (``Idempotent-Replayed: true``)."""
     if not services.queue.configured:
-        raise ApiError(503, "broker_not_configured", "no broker: set BOARDS_REDIS_URL")
+        raise ApiError(503, Code.BROKER_NOT_CONFIGURED, "no broker: set BOARDS_REDIS_URL")
     try:
         submission = create_job(
             services.database, body.payload, body.delay_seconds, idempotency_key=key
@@ -99,7 +101,7 @@ def submit_job(
                 services.database, body.payload, body.delay_seconds, idempotency_key=key
             )
     except IdempotencyKeyReused as exc:
-        raise ApiError(422, "idempotency_key_reused", str(exc)) from None
+        raise ApiError(422, Code.IDEMPOTENCY_KEY_REUSED, str(exc)) from None
     job = submission.job
     if submission.replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -139,7 +141,7 @@ def read_job(job_id: str, services: ServicesDep) -> JobOut:
     """A job's status, result and error."""
     job = get_job(services.database, job_id) if _is_job_id(job_id) else None
     if job is None:
-        raise ApiError(404, "not_found", "no such job")
+        raise ApiError(404, Code.NOT_FOUND, "no such job")
     return JobOut(
         id=job.id,
         status=job.status,

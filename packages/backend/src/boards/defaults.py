@@ -1,0 +1,7 @@
+"""Defaults that a standard-library-only caller needs too (``boards.healthcheck`` runs every
+few seconds and must not pay for importing pydantic). :class:`boards.settings.Settings` takes
+its defaults from here, so each is written once."""
+
+API_HOST = "0.0.0.0"  # noqa: S104 (a server's default listen address)
+API_PORT = 8800
+RUN_DIR = "/tmp/boards"  # noqa: S108 (per-container scratch dir: heartbeats, worker metrics)

@@ -1,0 +1,281 @@
+"""Phase 2, faults, one at a time on the running stack: every job answered 202 reaches `succeeded`
+or `failed` within the bounds the issue sets, a 503 never runs later, and no answer is a 500 or
+shows our internals."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from boards_testing.waiting import wait_for
+
+from tests.chaos.load import FINAL, Batch, Jobs, JobSpec, Load, specs, summary
+from tests.chaos.recorder import Recorder, Row
+from tests.chaos.stack import Stack
+
+#: The issue's bounds: jobs lost with Redis are re-enqueued within 30 s of Redis answering again;
+#: a killed worker's jobs are running again within 30 s.
+BOUND = 30.0
+#: Once re-delivered, the jobs (at most 3 s of work each) are final within this much more.
+FINISH = 30.0
+REFUSED_ERRORS = {"broker_unavailable", "database_unavailable"}
+
+
+# -- shared checks -------------------------------------------------------------------------------
+
+
+def check_answers(batch: Batch, allowed: tuple[int, ...] = (202,)) -> None:
+    """Only ``allowed`` statuses, a 503 in the JSON error shape, and no internals anywhere."""
+    unexpected = batch.unexpected(allowed)
+    assert not unexpected, f"answers other than {allowed}: {summary(unexpected)}"
+    leaks = batch.leaks()
+    assert not leaks, f"internals in response bodies: {summary(leaks)}"
+    for answer in batch.with_status(503):
+        body = answer.body if isinstance(answer.body, dict) else {}
+        assert body.get("error") in REFUSED_ERRORS and isinstance(body.get("detail"), str), (
+            f"a 503 without the JSON error shape: {answer.text[:300]}"
+        )
+
+
+def check_refused_never_run(jobs: Jobs, batch: Batch) -> None:
+    """A 503 promises the job will not run: no row of a refused payload may be other than failed
+    (checked once everything else is final, so a wrongly queued row would have run by now)."""
+    refused = batch.refused_payloads
+    if refused:
+        ran = {
+            p: rows
+            for p, rows in jobs.rows_for(refused).items()
+            if any(status != "failed" for _, status in rows)
+        }
+        assert not ran, f"{len(ran)} jobs answered 503 have rows that run: {list(ran.items())[:3]}"
+
+
+@dataclass
+class Phase:
+    """One fault's jobs: the row of the table, and every batch of answers with the statuses
+    allowed for it, checked once the jobs are final (so the table says how the jobs ended even
+    when an answer was wrong)."""
+
+    row: Row
+    load: Load
+    jobs: Jobs
+    batches: list[tuple[Batch, tuple[int, ...]]] = field(default_factory=list)
+
+    def submit(self, jobs_to_send: Iterable[JobSpec], allowed: tuple[int, ...] = (202,)) -> Batch:
+        """POST and wait for the answers; the accepted jobs join the phase's promises."""
+        return self.add(self.load.submit(jobs_to_send), allowed)
+
+    def add(self, batch: Batch, allowed: tuple[int, ...]) -> Batch:
+        self.row.ids += [job_id for job_id in batch.accepted if job_id not in self.row.ids]
+        self.batches.append((batch, allowed))
+        return batch
+
+    def check(self) -> None:
+        for batch, allowed in self.batches:
+            check_answers(batch, allowed)
+            check_refused_never_run(self.jobs, batch)
+
+
+Fault = Callable[[str], contextlib.AbstractContextManager[Phase]]
+
+
+@pytest.fixture
+def fault(stack: Stack, load: Load, jobs: Jobs, recorder: Recorder) -> Fault:
+    """``with fault(name) as phase:`` a row in the table, the answers checked at the end."""
+
+    @contextlib.contextmanager
+    def run(name: str) -> Iterator[Phase]:
+        with recorder.phase(name, stack, jobs) as row:
+            phase = Phase(row, load, jobs)
+            yield phase
+            phase.check()
+
+    return run
+
+
+def settle(row: Row, jobs: Jobs, *, since: float) -> None:
+    """The bound for queue losses: none of the row's jobs left `queued` BOUND seconds after the
+    fault is over, then all final."""
+    row.wait(
+        "re-enqueued (none queued)",
+        lambda: jobs.none_in(row.ids, ["queued"]),
+        since=since,
+        bound=BOUND,
+    )
+    finish(row, jobs, since=since)
+
+
+def finish(row: Row, jobs: Jobs, *, since: float, bound: float = BOUND + FINISH) -> None:
+    row.wait(
+        "all final", lambda: jobs.all_in(row.ids, FINAL), since=since, bound=bound, recovery=True
+    )
+
+
+def get_job(stack: Stack, job_id: str) -> dict[str, Any]:
+    response = httpx.get(f"{stack.api_url}/api/v1/jobs/{job_id}", timeout=10)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+# -- the faults ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def workers_busy(stack: Stack) -> Iterator[None]:
+    """Workers that fetch nothing (docker pause) while the block runs: new jobs wait in Redis."""
+    for worker in stack.workers:
+        worker.pause()
+    try:
+        yield
+    finally:
+        for worker in stack.workers:
+            worker.unpause()
+
+
+def test_redis_killed_after_jobs_accepted(stack: Stack, jobs: Jobs, fault: Fault) -> None:
+    with fault("a. Redis SIGKILL after 120 jobs") as phase:
+        phase.submit(specs("redis-kill-running", 60, delay_seconds=0.5))  # in the workers' hands
+        with workers_busy(stack):
+            phase.submit(specs("redis-kill-queued", 60, delay_seconds=0.5))
+            queued = stack.queued_messages()
+            stack.redis.kill()
+        # With no broker the API answers at once: 503 (nothing stored) or 202 (it will run).
+        phase.submit(specs("redis-down", 8), allowed=(202, 503))
+        stack.redis.start()
+        stack.redis.wait_ready()
+        answering = time.monotonic()
+        phase.row.notes.append(
+            f"{queued} messages queued at the kill, {stack.queued_messages()} after the restart"
+        )
+        settle(phase.row, jobs, since=answering)
+
+
+def test_redis_flushed_after_jobs_accepted(stack: Stack, jobs: Jobs, fault: Fault) -> None:
+    with fault("b. Redis FLUSHALL after 240 jobs") as phase:
+        phase.submit(specs("flushall-running", 120, delay_seconds=1))  # in the workers' hands
+        with workers_busy(stack):
+            phase.submit(specs("flushall-queued", 120, delay_seconds=1))
+            queued = stack.queued_messages()
+            with stack.redis_client() as client:
+                client.flushall()
+        flushed = time.monotonic()
+        phase.row.notes.append(f"{queued} queued messages flushed")
+        assert queued >= 120, "the fault needs messages waiting in Redis"
+        settle(phase.row, jobs, since=flushed)
+
+
+def test_worker_killed_with_jobs_in_flight(stack: Stack, jobs: Jobs, fault: Fault) -> None:
+    victim, other = stack.workers
+    with fault("c. worker SIGKILL, 20 jobs in flight") as phase:
+        ids = phase.row.ids
+        other.stop()  # so the victim holds every job in flight
+        phase.submit(specs("worker-kill", 20, delay_seconds=3))
+        wait_for(
+            lambda: jobs.all_in(ids, ["running"]), timeout=30, what="20 jobs running on one worker"
+        )
+        victim.kill()
+        killed = time.monotonic()
+        assert jobs.all_in(ids, ["running"]), "the jobs must still be in flight at the kill"
+        other.start()  # as a restart policy would: both replicas back
+        victim.start()
+
+        def running_again() -> bool:
+            """Every job final, or running in a second attempt."""
+            for job in (get_job(stack, job_id) for job_id in ids):
+                again = job["status"] == "running" and (job.get("attempts") or 1) > 1
+                if job["status"] not in FINAL and not again:
+                    return False
+            return True
+
+        phase.row.wait("running again", running_again, since=killed, bound=BOUND)
+        finish(phase.row, jobs, since=killed)
+        first_only = [i for i in ids if (get_job(stack, i).get("attempts") or 1) < 2]
+        assert not first_only, f"{len(first_only)} jobs were not run again after the kill"
+
+
+def test_api_killed_between_commit_and_enqueue(
+    stack: Stack, load: Load, jobs: Jobs, fault: Fault
+) -> None:
+    keyed = specs("api-kill", 16, keyed=True)
+    payloads = [spec.payload for spec in keyed]
+    # Half the clients retry with the same key; the other half never come back, so their rows
+    # are the reconciler's to finish.
+    retrying = keyed[:8]
+    ((started_at,),) = jobs.query("SELECT now()")
+    with fault("d. API SIGKILL between commit and enqueue") as phase:
+        stack.redis.pause()  # the API's enqueue hangs after the commit
+        try:
+            with load.running(keyed) as cut_off:
+                # The API may refuse before committing; the checks below hold either way.
+                with contextlib.suppress(pytest.fail.Exception):
+                    wait_for(
+                        lambda: all(jobs.rows_for(payloads).values()),
+                        timeout=10,
+                        what="the requests' rows committed",
+                    )
+                stack.api.kill()
+        finally:
+            stack.redis.unpause()
+        orphans = [job_id for rows in jobs.rows_for(payloads).values() for job_id, _ in rows]
+        phase.row.notes.append(
+            f"{len(orphans)} of {len(keyed)} rows committed when the API died, "
+            f"{len(cut_off.unexpected(allowed=()))} requests cut off, {len(retrying)} retried"
+        )
+        stack.start_api()
+        restarted = time.monotonic()
+        retried = phase.submit(retrying, allowed=(200, 202))  # the same keys, the same bodies
+        replayed = phase.submit(retrying, allowed=(200, 202))
+        phase.row.ids += [job_id for job_id in orphans if job_id not in phase.row.ids]
+
+        first = {a.spec.payload: a.job_id for a in retried.snapshot()}
+        assert {a.spec.payload: a.job_id for a in replayed.snapshot()} == first, (
+            "a replay with the same key must answer the same job"
+        )
+        unmarked = [
+            a.spec.payload
+            for a in replayed.snapshot()
+            if a.headers.get("idempotent-replayed") != "true"
+        ]
+        assert not unmarked, f"replays without `Idempotent-Replayed: true`: {unmarked[:3]}"
+        rows = jobs.rows_for(list(first))
+        assert {p: [job_id for job_id, _ in r] for p, r in rows.items()} == {
+            p: [job_id] for p, job_id in first.items()
+        }, "each key must yield exactly one job"
+
+        unfinished = (  # this phase's rows, also those no client ever got an id for
+            "SELECT count(*) FROM jobs WHERE status NOT IN ('succeeded', 'failed')"
+            " AND created_at >= %s"
+        )
+        phase.row.wait(
+            "no unfinished row",
+            lambda: jobs.query(unfinished, started_at) == [(0,)],
+            since=restarted,
+            bound=BOUND,
+        )
+        finish(phase.row, jobs, since=restarted, bound=BOUND)
+
+
+def test_postgres_restarted_under_load(stack: Stack, load: Load, jobs: Jobs, fault: Fault) -> None:
+    with fault("e. PostgreSQL restart under load") as phase:
+        batch = Batch()
+        try:
+            with load.streaming("pg-restart", delay_seconds=0.2) as batch:
+                wait_for(lambda: len(batch.accepted) >= 50, timeout=30, what="50 jobs accepted")
+                stack.postgres.restart()
+                stack.postgres.wait_ready()
+                back = time.monotonic()
+                before = len(batch.accepted)
+                wait_for(
+                    lambda: len(batch.accepted) >= before + 50,
+                    timeout=30,
+                    what="50 more jobs accepted after the restart",
+                )
+        finally:  # the whole stream, once it stopped
+            phase.add(batch, allowed=(202, 503))
+        phase.row.notes.append(f"{len(batch.with_status(503))} answered 503 during the outage")
+        finish(phase.row, jobs, since=back)
