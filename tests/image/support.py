@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from boards_testing import plugin
 from boards_testing.plugin import loopback_url, publish_on_loopback
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
@@ -17,6 +18,10 @@ from testcontainers.core.wait_strategies import HealthcheckWaitStrategy
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "tools" / "image" / "build.sh"
 API_PORT = 8800
+# How containers on a test network reach the database and the broker: the URLs of the plugin's
+# network_* fixtures, which the chaos stack (tests/chaos/stack.py) uses too.
+NETWORK_DB_URL = plugin.NETWORK_POSTGRES_URL
+NETWORK_REDIS_URL = plugin.NETWORK_REDIS_URL
 
 
 def build_image(

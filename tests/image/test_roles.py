@@ -209,7 +209,7 @@ def test_failed_migration_exits_1_and_says_so(
             {},
             2,
             "boards: invalid setting BOARDS_REDIS_URL: is required by the worker and "
-            "must be a redis:// or rediss:// URL (e.g. redis://redis:6379/0)",
+            "must be a redis:// or rediss:// URL (redis://redis:6379/0)",
         ),
         (["migrate", "now"], {}, 2, "boards: migrate takes no arguments (got 'now')"),
         (["no-such-command"], {}, 127, "boards: command not found: no-such-command"),

@@ -193,6 +193,12 @@ def test_finished_jobs(api: Api, payload: str, outcome: dict[str, Any]) -> None:
         (
             "POST",
             JOBS,
+            {"content": b'{"payload": "\xff"}', "headers": {"content-type": "application/json"}},
+            (400, "invalid_json", "the body could not be read as JSON"),
+        ),
+        (
+            "POST",
+            JOBS,
             {"content": b"{}", "headers": {"content-type": "text/plain"}},
             (415, "unsupported_media_type", "send the body as Content-Type: application/json"),
         ),
@@ -203,7 +209,17 @@ def test_finished_jobs(api: Api, payload: str, outcome: dict[str, Any]) -> None:
             (
                 400,
                 "invalid_idempotency_key",
-                "Idempotency-Key must be 1 to 255 printable ASCII characters",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            ),
+        ),
+        (
+            "POST",
+            JOBS,
+            {"json": {"payload": "x"}, "headers": {"Idempotency-Key": "two words"}},
+            (
+                400,
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
             ),
         ),
         ("GET", f"{JOBS}/{uuid.UUID(int=7)}", {}, (404, "not_found", "no such job")),
@@ -221,8 +237,10 @@ def test_finished_jobs(api: Api, payload: str, outcome: dict[str, Any]) -> None:
         "delay-negative",
         "delay-not-a-number",
         "malformed-json",
+        "not-utf-8",
         "not-json-media-type",
         "idempotency-key-too-long",
+        "idempotency-key-with-a-space",
         "unknown-job",
         "not-a-job-id",
         "unknown-route",

@@ -12,7 +12,7 @@ It fakes the HTTP contract of docs/operations.md, not the service. Jobs need no 
 of a job advances it one step, ``running`` then (after ``steps_to_finish`` GETs) ``succeeded``
 with the backend's ``{characters, words, sha256}``, or ``failed`` when the payload starts with
 ``fail:`` (error: the rest, stripped). Bodies are checked as the API checks them (``payload`` a
-string without NUL, ``delay_seconds`` from 0 to 30, ``Idempotency-Key`` 1 to 255 printable ASCII
+string without NUL, ``delay_seconds`` from 0 to 30, ``Idempotency-Key`` 1 to 255 visible ASCII
 characters, replayed or refused as the API does). Every error has the API's shape
 ``{"error", "detail", "request_id"}`` and every answer an ``X-Request-ID``.
 ``ready = False`` makes the readiness route answer 503 and the system health ``degraded``;
@@ -132,7 +132,11 @@ class FakeBoardsApi:
                 415, "unsupported_media_type", "send the body as Content-Type: application/json"
             )
         try:
-            body = json.loads(request.content)
+            text = request.content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Refused(400, "invalid_json", "the body could not be read as JSON") from None
+        try:
+            body = json.loads(text)
         except ValueError:
             raise _Refused(400, "invalid_json", "the body is not valid JSON") from None
         self.bodies.append(body)
@@ -197,12 +201,12 @@ def _accepted(request: httpx.Request, job: dict[str, Any], *, replayed: bool) ->
 def _idempotency_key(request: httpx.Request) -> str | None:
     key: str | None = request.headers.get("idempotency-key")
     if key is not None and not (
-        1 <= len(key) <= MAX_IDEMPOTENCY_KEY and all(" " <= ch <= "~" for ch in key)
+        1 <= len(key) <= MAX_IDEMPOTENCY_KEY and all("!" <= ch <= "~" for ch in key)
     ):
         raise _Refused(
             400,
             "invalid_idempotency_key",
-            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters",
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters",
         )
     return key
 

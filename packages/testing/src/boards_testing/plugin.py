@@ -64,9 +64,15 @@ POSTGRES_USER = "boards"
 POSTGRES_PASSWORD = "boards"  # noqa: S105 - a throw-away server reachable on loopback only
 POSTGRES_DB = "boards"
 REDIS_PORT = 6379
-#: The names the network fixtures' servers answer to on the test's docker_network.
+#: The names the network fixtures' servers answer to on the test's docker_network, and the URLs
+#: containers on that network reach them by (PostgreSQL's in the form operators write).
 NETWORK_POSTGRES_ALIAS = "db"
 NETWORK_REDIS_ALIAS = "redis"
+_CREDENTIALS = f"{POSTGRES_USER}:{quote(POSTGRES_PASSWORD, safe='')}"
+NETWORK_POSTGRES_URL = (
+    f"postgresql://{_CREDENTIALS}@{NETWORK_POSTGRES_ALIAS}:{POSTGRES_PORT}/{POSTGRES_DB}"
+)
+NETWORK_REDIS_URL = f"redis://{NETWORK_REDIS_ALIAS}:{REDIS_PORT}/0"
 
 
 def publish_on_loopback[C: DockerContainer](container: C, *ports: int | str) -> C:
@@ -176,15 +182,11 @@ def new_redis_container(image: str) -> RedisContainer:
     return publish_on_loopback(RedisContainer(image), REDIS_PORT)
 
 
-def postgres_url_of(container: DockerContainer, host: str | None = None) -> str:
-    """The URL of a started PostgreSQL of this plugin. Without ``host``: on 127.0.0.1, in
-    SQLAlchemy form (``postgresql+psycopg://``). With ``host``: as containers on a shared network
-    reach it, in the form operators write (``postgresql://HOST:5432``)."""
-    credentials = f"{POSTGRES_USER}:{quote(POSTGRES_PASSWORD, safe='')}"
-    if host is not None:
-        return f"postgresql://{credentials}@{host}:{POSTGRES_PORT}/{POSTGRES_DB}"
+def postgres_url_of(container: DockerContainer) -> str:
+    """``postgresql+psycopg://boards:boards@127.0.0.1:PORT/boards``: a started PostgreSQL of this
+    plugin, as the test reaches it (SQLAlchemy form)."""
     port = loopback_port(container, POSTGRES_PORT)
-    return f"postgresql+psycopg://{credentials}@{LOOPBACK}:{port}/{POSTGRES_DB}"
+    return f"postgresql+psycopg://{_CREDENTIALS}@{LOOPBACK}:{port}/{POSTGRES_DB}"
 
 
 @pytest.fixture(scope="session")
@@ -224,7 +226,7 @@ def network_postgres(postgres_image: str, docker_network: Network) -> Iterator[P
 @pytest.fixture
 def network_postgres_url(network_postgres: PostgresContainer) -> str:
     """``postgresql://boards:boards@db:5432/boards``: network_postgres, as containers reach it."""
-    return postgres_url_of(network_postgres, host=NETWORK_POSTGRES_ALIAS)
+    return NETWORK_POSTGRES_URL
 
 
 @pytest.fixture
@@ -238,7 +240,7 @@ def network_redis(redis_image: str, docker_network: Network) -> Iterator[RedisCo
 @pytest.fixture
 def network_redis_url(network_redis: RedisContainer) -> str:
     """``redis://redis:6379/0``: network_redis, as containers on the network reach it."""
-    return f"redis://{NETWORK_REDIS_ALIAS}:{REDIS_PORT}/0"
+    return NETWORK_REDIS_URL
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
