@@ -1,0 +1,238 @@
+"""`just bench`: the runtime benchmark against the compose stack (API, one worker with its
+default settings, PostgreSQL, Redis), all on this machine.
+
+Prints markdown tables and writes a JSON file of the figures (for the chart and
+docs/performance.md):
+
+* throughput: `wrk` at 32 connections on `GET /health` (the framework's ceiling) and on
+  `POST /api/v1/jobs` (tools/bench/post-job.lua), the ratio of the two, p50/p99, errors;
+* round trip: N sequential jobs, POST to `succeeded`, p50/p99;
+* drain: 1000 jobs from 32 concurrent clients; when the last POST returned and when the last job
+  became final; jobs per second; PostgreSQL transactions and row writes per job.
+
+Nothing here asserts: benchmarks print figures, tests check behaviour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "boards-bench"
+WRK_SCRIPT = Path(__file__).with_name("post-job.lua")
+
+
+def log(line: str) -> None:
+    print(f"bench: {line}", file=sys.stderr, flush=True)
+
+
+def run(*argv: str, env: dict[str, str] | None = None, capture: bool = False) -> str:
+    result = subprocess.run(
+        argv, cwd=ROOT, env=env, check=True, text=True, capture_output=capture
+    )
+    return result.stdout if capture else ""
+
+
+# -- the stack -----------------------------------------------------------------------------------
+
+
+class Stack:
+    def __init__(self, port: int, image: str) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.env = dict(os.environ, BOARDS_IMAGE=image, BOARDS_API_PORT=str(port))
+        for kind, variable in (("postgres", "BOARDS_POSTGRES_IMAGE"), ("redis", "BOARDS_REDIS_IMAGE")):
+            self.env[variable] = run(
+                "uv", "run", "--frozen", "boards-images", "resolve", kind, capture=True
+            ).strip()
+
+    def compose(self, *args: str, capture: bool = False) -> str:
+        return run("docker", "compose", "-p", PROJECT, *args, env=self.env, capture=capture)
+
+    def up(self) -> None:
+        self.compose("down", "--volumes", "--remove-orphans")
+        self.compose("up", "--detach", "--no-build", "--wait", "--wait-timeout", "180")
+
+    def down(self) -> None:
+        self.compose("down", "--volumes", "--remove-orphans")
+
+    def psql(self, sql: str) -> str:
+        return self.compose(
+            "exec", "-T", "postgres", "psql", "-U", "boards", "-d", "boards", "-At", "-c", sql,
+            capture=True,
+        ).strip()
+
+    def db_counters(self) -> tuple[int, int]:
+        """Committed transactions and rows written (inserted + updated) in the boards database."""
+        row = self.psql(
+            "SELECT xact_commit, tup_inserted + tup_updated FROM pg_stat_database"
+            " WHERE datname = 'boards'"
+        )
+        commits, writes = row.split("|")
+        return int(commits), int(writes)
+
+    def unfinished(self) -> int:
+        return int(self.psql("SELECT count(*) FROM jobs WHERE status NOT IN ('succeeded','failed')"))
+
+
+# -- measurements --------------------------------------------------------------------------------
+
+
+def wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> dict[str, Any]:
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    if script is not None:
+        argv += ["-s", str(script)]
+    out = run(*argv, url, capture=True)
+
+    def latency(label: str) -> float:
+        match = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+        assert match, out
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = int(non_2xx.group(1)) if non_2xx else 0
+    if socket:
+        errors += sum(int(n) for n in socket.groups())
+    return {"rps": rps, "p50_ms": latency("50"), "p99_ms": latency("99"), "errors": errors}
+
+
+def wait_final(client: httpx.Client, job_id: str, timeout: float = 30) -> str:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        status = client.get(f"/api/v1/jobs/{job_id}").json()["status"]
+        if status in ("succeeded", "failed"):
+            return str(status)
+        time.sleep(0.001)
+    raise TimeoutError(job_id)
+
+
+def round_trip(url: str, count: int) -> dict[str, Any]:
+    times: list[float] = []
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for i in range(count):
+            began = time.perf_counter()
+            job_id = client.post("/api/v1/jobs", json={"payload": f"rt {i}"}).json()["id"]
+            wait_final(client, job_id)
+            times.append((time.perf_counter() - began) * 1000)
+    quantiles = statistics.quantiles(times, n=100)
+    return {"jobs": count, "p50_ms": statistics.median(times), "p99_ms": quantiles[98]}
+
+
+def drain(stack: Stack, jobs: int, clients: int) -> dict[str, Any]:
+    commits_before, writes_before = stack.db_counters()
+    began = time.perf_counter()
+
+    def submit(index: int) -> int:
+        with httpx.Client(base_url=stack.url, timeout=30) as client:
+            sent = 0
+            for n in range(index, jobs, clients):
+                response = client.post("/api/v1/jobs", json={"payload": f"drain {n}"})
+                sent += response.status_code == 202
+            return sent
+
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        accepted = sum(pool.map(submit, range(clients)))
+    submitted = time.perf_counter() - began
+    while stack.unfinished():
+        time.sleep(0.05)
+    finished = time.perf_counter() - began
+    commits_after, writes_after = stack.db_counters()
+    return {
+        "jobs": jobs,
+        "accepted": accepted,
+        "submit_s": submitted,
+        "final_s": finished,
+        "ratio": finished / submitted,
+        "jobs_per_s": jobs / finished,
+        # Both the API's and the worker's transactions, per job (probes and leases included).
+        "commits_per_job": (commits_after - commits_before) / jobs,
+        "row_writes_per_job": (writes_after - writes_before) / jobs,
+    }
+
+
+# -- report --------------------------------------------------------------------------------------
+
+
+def report(results: dict[str, Any]) -> str:
+    health, post, rt, dr = results["health"], results["post"], results["round_trip"], results["drain"]
+    lines = [
+        f"Runtime benchmark, {results['date']}, {results['cores']} cores, load before: {results['load']}",
+        "",
+        "| wrk, 32 connections | requests/s | p50 | p99 | errors |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| `GET /health` | {health['rps']:.0f} | {health['p50_ms']:.1f} ms | {health['p99_ms']:.1f} ms | {health['errors']} |",
+        f"| `POST /api/v1/jobs` | {post['rps']:.0f} | {post['p50_ms']:.1f} ms | {post['p99_ms']:.1f} ms | {post['errors']} |",
+        "",
+        f"POST / health throughput: **{post['rps'] / health['rps']:.2f}**",
+        "",
+        "| jobs | figure |",
+        "| --- | --- |",
+        f"| round trip, {rt['jobs']} sequential jobs | p50 {rt['p50_ms']:.1f} ms, p99 {rt['p99_ms']:.1f} ms |",
+        f"| drain, {dr['jobs']} jobs from 32 clients | last POST {dr['submit_s']:.1f} s, last job final {dr['final_s']:.1f} s: **{dr['ratio']:.2f}×** |",
+        f"| worker throughput | {dr['jobs_per_s']:.0f} jobs/s (one worker container, default settings) |",
+        f"| PostgreSQL per job | {dr['commits_per_job']:.1f} transactions, {dr['row_writes_per_job']:.1f} row writes |",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--image", default="boards-backend:bench")
+    parser.add_argument("--port", type=int, default=8811)
+    parser.add_argument("--seconds", type=int, default=15, help="per wrk run")
+    parser.add_argument("--round-trips", type=int, default=200)
+    parser.add_argument("--drain-jobs", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=ROOT / ".cache/bench/runtime.json")
+    parser.add_argument("--keep", action="store_true", help="leave the stack running")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        log("wrk is missing: apt-get install wrk")
+        return 2
+    run("tools/image/build.sh", "--tag", args.image)
+    stack = Stack(args.port, args.image)
+    log(f"starting the stack ({PROJECT}) on {stack.url}")
+    stack.up()
+    try:
+        results: dict[str, Any] = {
+            "date": time.strftime("%Y-%m-%d"),
+            "cores": os.cpu_count(),
+            "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        }
+        log("wrk: GET /health")
+        results["health"] = wrk(f"{stack.url}/health", args.seconds, 32)
+        log("wrk: POST /api/v1/jobs")
+        results["post"] = wrk(f"{stack.url}/api/v1/jobs", args.seconds, 32, WRK_SCRIPT)
+        while stack.unfinished():  # let the worker catch up before timing single jobs
+            time.sleep(0.2)
+        log(f"round trip: {args.round_trips} sequential jobs")
+        results["round_trip"] = round_trip(stack.url, args.round_trips)
+        log(f"drain: {args.drain_jobs} jobs from 32 clients")
+        results["drain"] = drain(stack, args.drain_jobs, 32)
+    finally:
+        if not args.keep:
+            stack.down()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(report(results))
+    log(f"figures written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
