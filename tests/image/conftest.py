@@ -1,9 +1,10 @@
-"""Fixtures for the image tests: the image (built once a session with the `just image` script)
-and fresh PostgreSQL and Redis containers on a network the test creates."""
+"""Fixtures for the image tests: the image (built once a session with the `just image` script,
+or one already built) and fresh PostgreSQL and Redis containers on a network the test creates."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -23,12 +24,26 @@ def image_build_env(python_image: str, uv_image: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def backend_image(image_build_env: dict[str, str]) -> str:
-    """The image under test: built (or reused from the build cache) once per session."""
-    tag = os.environ.get("BOARDS_TEST_IMAGE", "boards-backend:test")
-    result = build_image(tag, env=image_build_env)
+def backend_image(request: pytest.FixtureRequest) -> str:
+    """The image under test, BOARDS_TEST_IMAGE (default boards-backend:test): built (or reused
+    from the build cache) once per session, or, with BOARDS_TEST_IMAGE_PREBUILT=1 (`just
+    image-verify`), used as it is: a local tag, or a pushed name@sha256:digest, pulled if it is
+    not here yet. CI tests the digest it pushed this way, so what is tested is what is tagged."""
+    image = os.environ.get("BOARDS_TEST_IMAGE", "boards-backend:test")
+    if os.environ.get("BOARDS_TEST_IMAGE_PREBUILT", "") in ("1", "true", "yes"):
+        present = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{.Id}}", image],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if present.returncode != 0:
+            pulled = subprocess.run(["docker", "pull", image], capture_output=True, text=True)
+            assert pulled.returncode == 0, f"cannot pull {image}: {pulled.stderr[-2000:]}"
+        return image
+    result = build_image(image, env=request.getfixturevalue("image_build_env"))
     assert result.returncode == 0, result.stderr[-4000:]
-    return tag
+    return image
 
 
 @pytest.fixture
