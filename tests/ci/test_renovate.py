@@ -16,7 +16,9 @@ from tests.ci import renovate
 
 ROOT = renovate.ROOT
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
-USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40})\s+#\s+(?P<version>v\S+)")
+USES = re.compile(
+    r"^\s*(?:-\s+)?uses:\s*(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40})\s+#\s+(?P<version>v\S+)"
+)
 
 
 class Pin(NamedTuple):
@@ -88,7 +90,10 @@ def expected_pins() -> list[Pin]:
             for step in job.get("steps") or []:
                 if str(step.get("uses", "")).startswith("astral-sh/setup-uv@"):
                     pins.append(Pin("regex", rel, "ghcr.io/astral-sh/uv", uv))
-                for key, dep in (("grype-version", "anchore/grype"), ("syft-version", "anchore/syft")):
+                for key, dep in (
+                    ("grype-version", "anchore/grype"),
+                    ("syft-version", "anchore/syft"),
+                ):
                     if key in (step.get("with") or {}):
                         pins.append(Pin("regex", rel, dep, str(step["with"][key])))
     package = ROOT / ".github/renovate-validator/package.json"
