@@ -109,9 +109,10 @@ def promotion_violations(wf: dict[str, Any]) -> list[str]:
                 bad.append(f"{job_id}: the digest is recorded before it is tested")
             if record is not None and hand_on is None:
                 bad.append(f"{job_id}: the recorded digest is not handed on (upload-artifact)")
-            for s in steps_[i + 1 : record]:
+            last = max((j for j in (test, record, hand_on) if j is not None), default=i)
+            for s in steps_[i + 1 : last + 1]:
                 if s.get("continue-on-error") or "if" in s:
-                    bad.append(f"{job_id}: a step between push and record may be skipped")
+                    bad.append(f"{job_id}: a step between push and hand-on may be skipped")
     promoters = {
         job_id: job
         for job_id, job in jobs(wf).items()
@@ -445,6 +446,7 @@ jobs:
     text = "\n".join(promotion_violations(wf))
     assert "recorded before it is tested" in text
     assert "not handed on" in text
+    assert "a step between push and hand-on may be skipped" in text  # continue-on-error
     assert "nothing tags the pushed digests" in text
 
 

@@ -38,7 +38,9 @@ def backend_image(request: pytest.FixtureRequest) -> str:
             check=False,
         )
         if present.returncode != 0:
-            pulled = subprocess.run(["docker", "pull", image], capture_output=True, text=True)
+            pulled = subprocess.run(
+                ["docker", "pull", image], capture_output=True, text=True, timeout=900
+            )
             assert pulled.returncode == 0, f"cannot pull {image}: {pulled.stderr[-2000:]}"
         return image
     result = build_image(image, env=request.getfixturevalue("image_build_env"))
