@@ -481,6 +481,19 @@ def test_release_checker_rejects_bad_sample() -> None:
     text = "\n".join(release_violations(load(BAD_IMAGE_WORKFLOW)))
     assert "build: builds before checking the tag against the version" in text
     assert "no GitHub Release for a v* tag" in text
+    early = load(
+        """\
+jobs:
+  publish:
+    steps: [{run: python3 .github/scripts/promote_image.py}]
+  release:
+    needs: build
+    steps: [{run: python3 .github/scripts/github_release.py}]
+"""
+    )
+    text = "\n".join(release_violations(early))
+    assert "release: releases on more than v* tags" in text
+    assert "release: releases without waiting for the publish job" in text
 
 
 def test_label_checker_rejects_bad_sample() -> None:
