@@ -58,13 +58,21 @@ image-inspect tag="boards-backend:local":
 image-test *args:
     {{poe}} image-test {{args}}
 
+# Run the image tests against an already-built image (a tag or name@sha256:...), no build
+image-verify image *args:
+    BOARDS_TEST_IMAGE={{quote(image)}} {{poe}} image-verify {{args}}
+
 # Time cold, no-change and code-change builds, start-to-healthy and stop
 image-bench tag="boards-backend:bench":
     {{poe}} image-bench --tag {{tag}}
 
-# Validate the GitHub workflows (schema, zizmor, run-step policy)
+# Validate the workflows (schema, zizmor, policy), the Renovate config and the uv versions
 ci-lint:
     {{poe}} ci-lint
+
+# Check the docs against the code (settings, recipes, build args)
+docs-test *args:
+    {{poe}} docs-test {{args}}
 
 # Build the image and run API + worker + PostgreSQL + Redis, then push one job through
 demo:

@@ -9,7 +9,9 @@
 #   and the workspace environment from uv.lock (`uv sync --locked` fails on a stale lock).
 set -euo pipefail
 
-UV_VERSION=0.13.9
+# The uv version: the tag of the Dockerfile's UV_IMAGE default, the one place it is written.
+UV_VERSION=$(sed -n -E 's|^ARG UV_IMAGE=[^@[:space:]]+:([0-9][0-9.]*)(@[^[:space:]]*)?[[:space:]]*$|\1|p' "$(dirname "${BASH_SOURCE[0]}")/../packages/backend/Dockerfile")
+: "${UV_VERSION:?cannot read the uv version from ARG UV_IMAGE in packages/backend/Dockerfile}"
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 log() { printf 'bootstrap: %s\n' "$*" >&2; }

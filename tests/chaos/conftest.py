@@ -1,4 +1,4 @@
-"""Fixtures for the fault-injection suite: the image (the image tests' fixture), one stack for the
+"""Fixtures for the fault-injection suite: the image (tests/conftest.py), one stack for the
 whole package, the table of results, and the terminal summary that prints it."""
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ from docker import DockerClient
 from tests.chaos.load import Jobs, Load
 from tests.chaos.recorder import Recorder
 from tests.chaos.stack import Stack, running_stack
-from tests.image.conftest import backend_image, image_build_env
-
-__all__ = ["backend_image", "image_build_env"]  # the image tests' fixtures, used here as well
 
 HERE = Path(__file__).parent
 #: The phases in the order the issue tells them: load, then the faults, then hostile input.

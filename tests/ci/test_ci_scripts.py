@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -280,3 +281,210 @@ def test_gate_main_exit_codes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert gate.main() == 0
     monkeypatch.setenv("NEEDS", "not json")
     assert gate.main() == 2
+
+
+# ------------------------------------------------------------------------------------------
+# release_version.py
+# ------------------------------------------------------------------------------------------
+release = script("release_version")
+
+
+@pytest.mark.parametrize(
+    ("ref", "version", "out"),
+    [
+        ("refs/heads/main", "0.1.0", {"release": "false", "prerelease": "false"}),
+        ("refs/pull/7/merge", "0.2.0rc1", {"release": "false", "prerelease": "true"}),
+        ("refs/tags/v0.1.0", "0.1.0", {"release": "true", "prerelease": "false"}),
+        ("refs/tags/v1.5.0-rc.1", "1.5.0rc1", {"release": "true", "prerelease": "true"}),
+        ("refs/tags/v2.0", "2.0.0", {"release": "true", "prerelease": "false"}),
+    ],
+)
+def test_release_version_accepts(ref: str, version: str, out: dict[str, str]) -> None:
+    assert release.decide(ref, version) == {"version": version, **out}
+
+
+@pytest.mark.parametrize(
+    ("ref", "version"),
+    [
+        ("refs/tags/v0.1.1", "0.1.0"),
+        ("refs/tags/v1.5.0", "1.5.0rc1"),
+        ("refs/tags/v1.5.0-rc.2", "1.5.0rc1"),
+        ("refs/tags/vnext", "0.1.0"),
+    ],
+)
+def test_release_version_rejects_a_tag_that_is_not_the_version(ref: str, version: str) -> None:
+    with pytest.raises(release.VersionError):
+        release.decide(ref, version)
+
+
+def test_release_version_main_reads_the_pyproject(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[project]\nname = "boards-backend"\nversion = "1.4.2"\n')
+    output = tmp_path / "out"
+    monkeypatch.setenv("PYPROJECT", str(pyproject))
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    monkeypatch.setenv("GITHUB_REF", "refs/tags/v1.4.2")
+    assert release.main() == 0
+    assert output.read_text() == "version=1.4.2\nrelease=true\nprerelease=false\n"
+    monkeypatch.setenv("GITHUB_REF", "refs/tags/v1.4.3")
+    assert release.main() == 1
+    assert "does not match boards-backend's version 1.4.2" in capsys.readouterr().err
+    pyproject.write_text('[project]\nname = "boards-backend"\n')
+    assert release.main() == 1
+
+
+def test_release_version_of_this_workspace() -> None:
+    version = release.package_version(ROOT / release.DEFAULT_PYPROJECT)
+    assert release.decide(f"refs/tags/v{version}", version)["release"] == "true"
+
+
+# ------------------------------------------------------------------------------------------
+# record_digest.py
+# ------------------------------------------------------------------------------------------
+record = script("record_digest")
+DIGEST = "sha256:" + "ab" * 32
+
+
+def test_record_digest_writes_one_file_per_platform(tmp_path: Path) -> None:
+    path = record.record(DIGEST, "linux/arm64", tmp_path / "image")
+    assert path.name == "linux-arm64.digest" and path.read_text() == DIGEST + "\n"
+
+
+@pytest.mark.parametrize(
+    ("digest", "platform"),
+    [("sha256:xyz", "linux/amd64"), (DIGEST, "linux/s390x"), ("", "linux/amd64"), (DIGEST, "")],
+)
+def test_record_digest_rejects_bad_input(tmp_path: Path, digest: str, platform: str) -> None:
+    with pytest.raises(record.RecordError):
+        record.record(digest, platform, tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+# ------------------------------------------------------------------------------------------
+# promote_image.py
+# ------------------------------------------------------------------------------------------
+promote = script("promote_image")
+GHCR = "ghcr.io/acme/boards-backend"
+HUB = "docker.io/acme/boards-backend"
+AMD, ARM = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+INDEX = "sha256:" + "3" * 64
+
+
+def promote_env(**extra: str) -> dict[str, str]:
+    return {
+        "SOURCE_IMAGE": GHCR,
+        "IMAGES": f"{GHCR}\n{HUB}",
+        "TAGS": f"{GHCR}:1.4.2\n{GHCR}:1.4\n{HUB}:1.4.2\n{HUB}:1.4\n",
+        "ANNOTATIONS": "index:org.opencontainers.image.title=boards-backend\n",
+        **extra,
+    }
+
+
+def digests_dir(tmp_path: Path, platforms: dict[str, str]) -> Path:
+    for platform, digest in platforms.items():
+        record.record(digest, platform, tmp_path)
+    return tmp_path
+
+
+def test_promote_tags_only_the_recorded_digests(tmp_path: Path) -> None:
+    digests = promote.read_digests(
+        digests_dir(tmp_path, {"linux/amd64": AMD, "linux/arm64": ARM}),
+        ["linux/amd64", "linux/arm64"],
+    )
+    plan = promote.plan(promote_env(), digests)
+    calls: list[list[str]] = []
+
+    def run(command: list[str]) -> str:
+        calls.append(list(command))
+        return json.dumps({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": INDEX})
+
+    out = promote.promote(plan, run)
+    assert out == {
+        "ghcr_digest": INDEX,
+        "dockerhub_digest": INDEX,
+        "linux_amd64": AMD,
+        "linux_arm64": ARM,
+    }
+    ghcr_create, ghcr_inspect, hub_create, _ = calls
+    assert ghcr_create == [
+        "docker", "buildx", "imagetools", "create",
+        "--annotation", "index:org.opencontainers.image.title=boards-backend",
+        "--tag", f"{GHCR}:1.4.2", "--tag", f"{GHCR}:1.4",
+        f"{GHCR}@{AMD}", f"{GHCR}@{ARM}",
+    ]  # fmt: skip
+    assert ghcr_inspect[:5] == ["docker", "buildx", "imagetools", "inspect", f"{GHCR}:1.4.2"]
+    assert hub_create[-4:] == ["--tag", f"{HUB}:1.4", f"{GHCR}@{AMD}", f"{GHCR}@{ARM}"]
+    notes = promote.notes(plan, out, "acme/boards")
+    assert f"| `{HUB}:1.4.2` | `{INDEX}` |" in notes
+    assert f"| linux/arm64 | `{ARM}` |" in notes
+    assert f"gh attestation verify oci://{GHCR}@{INDEX} --repo acme/boards" in notes
+
+
+def test_promote_refuses_a_platform_that_was_not_tested(tmp_path: Path) -> None:
+    with pytest.raises(promote.PromoteError, match="no tested digest for linux/arm64"):
+        promote.read_digests(
+            digests_dir(tmp_path, {"linux/amd64": AMD}), ["linux/amd64", "linux/arm64"]
+        )
+    (tmp_path / "linux-arm64.digest").write_text("latest\n")
+    with pytest.raises(promote.PromoteError, match="not a sha256 digest"):
+        promote.read_digests(tmp_path, ["linux/amd64", "linux/arm64"])
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (promote_env(SOURCE_IMAGE=HUB), "not a GHCR image"),
+        (promote_env(IMAGES=HUB), "does not include SOURCE_IMAGE"),
+        (promote_env(IMAGES=f"{GHCR}\nquay.io/acme/x"), "not a GHCR or Docker Hub image"),
+        (promote_env(TAGS=f"{GHCR}:1.4.2\nghcr.io/other/boards-backend:1"), "is not a tag of"),
+        (promote_env(TAGS=f"{GHCR}:1.4.2\n{GHCR}:bad tag"), "is not a tag of"),
+        (promote_env(TAGS=f"{GHCR}:1.4.2"), f"no tag for {HUB}"),
+        (promote_env(ANNOTATIONS="manifest:x=y"), "not an index annotation"),
+    ],
+)
+def test_promote_rejects_bad_plans(env: dict[str, str], message: str) -> None:
+    with pytest.raises(promote.PromoteError, match=re.escape(message)):
+        promote.plan(env, {"linux/amd64": AMD})
+
+
+def test_promote_fails_when_the_index_digest_cannot_be_read(tmp_path: Path) -> None:
+    plan = promote.plan(promote_env(IMAGES=GHCR, TAGS=f"{GHCR}:edge"), {"linux/amd64": AMD})
+    with pytest.raises(promote.PromoteError, match="gave no digest"):
+        promote.promote(plan, lambda command: "{}")
+
+
+# ------------------------------------------------------------------------------------------
+# github_release.py
+# ------------------------------------------------------------------------------------------
+github_release = script("github_release")
+
+
+def test_release_command(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.md"
+    notes.write_text("## Container image\n")
+    argv = github_release.command("v1.4.2", "acme/boards", notes)
+    assert argv[:4] == ["gh", "release", "create", "v1.4.2"]
+    assert "--verify-tag" in argv and "--prerelease" not in argv
+    assert argv[argv.index("--notes-file") + 1] == str(notes)
+    pre = github_release.command("v1.5.0-rc.1", "acme/boards", notes)
+    assert pre[-2:] == ["--prerelease", "--latest=false"]
+
+
+@pytest.mark.parametrize(
+    ("tag", "repository", "notes_text"),
+    [
+        ("main", "acme/boards", "x"),
+        ("v1.0; rm -rf /", "acme/boards", "x"),
+        ("v1.0.0", "acme", "x"),
+        ("v1.0.0", "acme/boards", ""),
+    ],
+)
+def test_release_command_rejects(
+    tmp_path: Path, tag: str, repository: str, notes_text: str
+) -> None:
+    notes = tmp_path / "notes.md"
+    notes.write_text(notes_text)
+    with pytest.raises(github_release.ReleaseError):
+        github_release.command(tag, repository, notes)

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-# The image suite's build, reused: the same tag (BOARDS_TEST_IMAGE, default
-# boards-backend:test) and builder, so a session that runs both suites builds the image once and
-# finds it in the build cache the second time.
-from tests.image.conftest import backend_image, image_build_env  # noqa: F401
 from tests.kubernetes.manifests import OVERLAYS, Obj, all_containers, pod_specs, render
 
 
@@ -19,7 +15,7 @@ def rendered() -> dict[str, list[Obj]]:
 
 @pytest.fixture(scope="session")
 def local_images(
-    backend_image: str,  # noqa: F811 (the fixture imported above)
+    backend_image: str,  # tests/conftest.py: built once per session for every suite
     postgres_image: str,
     redis_image: str,
 ) -> dict[str, str]:

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Tag the tested per-platform digests: one multi-platform index per registry.
+
+The build jobs push each platform's image to GHCR by digest only (untagged), test that digest
+and record it (record_digest.py). This step, in the publish job, is the only place a tag is
+written. Inputs, through the environment:
+
+* ``SOURCE_IMAGE``  the GHCR image the build jobs pushed to, e.g. ``ghcr.io/acme/boards-backend``.
+* ``IMAGES``        newline-separated: every image to tag (GHCR, and Docker Hub when enabled).
+* ``TAGS``          newline-separated references from docker/metadata-action (``image:tag``).
+* ``ANNOTATIONS``   newline-separated ``index:key=value`` lines from docker/metadata-action.
+* ``DIGESTS_DIR``   default ``image``: the ``<os>-<arch>.digest`` files of the build jobs.
+* ``PLATFORMS``     default ``linux/amd64 linux/arm64``: each needs a tested digest.
+* ``NOTES_FILE``    optional: release notes (markdown) naming every digest are written there.
+* ``GITHUB_REPOSITORY`` (set by the runner) for the notes' ``gh attestation verify`` line.
+
+For each image: ``docker buildx imagetools create --tag ... SOURCE_IMAGE@<digest> ...`` (for
+Docker Hub that copies the manifests across registries, so the digests stay the same), then
+``docker buildx imagetools inspect`` reads the new index's digest back.
+
+Outputs (``GITHUB_OUTPUT``): ``ghcr_digest`` and ``dockerhub_digest`` (the index on each; empty
+when not pushed there), ``linux_amd64`` and ``linux_arm64`` (the per-platform digests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+IMAGE_RE = re.compile(r"^(?:ghcr\.io|docker\.io)/[a-z0-9][a-z0-9_-]*/[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+ANNOTATION_RE = re.compile(r"^index:[a-z0-9.-]+=[^\n]*$")
+PLATFORM_RE = re.compile(r"^linux/(?:amd64|arm64)$")
+REGISTRY_KEYS = {"ghcr.io": "ghcr", "docker.io": "dockerhub"}
+
+Runner = Callable[[Sequence[str]], str]
+
+
+class PromoteError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Plan:
+    source: str
+    digests: dict[str, str]  # platform -> tested digest
+    tags: dict[str, list[str]]  # image -> its tags (full references), in metadata order
+    annotations: list[str]
+
+
+def lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def read_digests(directory: Path, platforms: Sequence[str]) -> dict[str, str]:
+    digests = {}
+    for platform in platforms:
+        if not PLATFORM_RE.match(platform):
+            raise PromoteError(f"unknown platform {platform!r}")
+        path = directory / f"{platform.replace('/', '-')}.digest"
+        try:
+            digest = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise PromoteError(f"no tested digest for {platform} ({path}): {exc}") from exc
+        if not DIGEST_RE.match(digest):
+            raise PromoteError(f"{path} holds {digest!r}, not a sha256 digest")
+        digests[platform] = digest
+    return digests
+
+
+def plan(env: dict[str, str], digests: dict[str, str]) -> Plan:
+    source = env.get("SOURCE_IMAGE", "").strip()
+    if not IMAGE_RE.match(source) or not source.startswith("ghcr.io/"):
+        raise PromoteError(f"SOURCE_IMAGE {source!r} is not a GHCR image")
+    images = lines(env.get("IMAGES", ""))
+    if source not in images:
+        raise PromoteError(f"IMAGES does not include SOURCE_IMAGE {source}")
+    tags: dict[str, list[str]] = {}
+    for image in images:
+        if not IMAGE_RE.match(image):
+            raise PromoteError(f"IMAGES: {image!r} is not a GHCR or Docker Hub image")
+        tags[image] = []
+    for ref in lines(env.get("TAGS", "")):
+        image, _, tag = ref.rpartition(":")
+        if image not in tags or not TAG_RE.match(tag):
+            raise PromoteError(f"TAGS: {ref!r} is not a tag of {', '.join(images)}")
+        tags[image].append(ref)
+    for image, refs in tags.items():
+        if not refs:
+            raise PromoteError(f"no tag for {image}")
+    annotations = lines(env.get("ANNOTATIONS", ""))
+    for annotation in annotations:
+        if not ANNOTATION_RE.match(annotation):
+            raise PromoteError(f"ANNOTATIONS: {annotation!r} is not an index annotation")
+    return Plan(source, digests, tags, annotations)
+
+
+def create_command(p: Plan, image: str) -> list[str]:
+    command = ["docker", "buildx", "imagetools", "create"]
+    for annotation in p.annotations:
+        command += ["--annotation", annotation]
+    for ref in p.tags[image]:
+        command += ["--tag", ref]
+    command += [f"{p.source}@{digest}" for digest in p.digests.values()]
+    return command
+
+
+def inspect_command(ref: str) -> list[str]:
+    return ["docker", "buildx", "imagetools", "inspect", ref, "--format", "{{json .Manifest}}"]
+
+
+def registry_key(image: str) -> str:
+    return REGISTRY_KEYS[image.split("/", 1)[0]]
+
+
+def promote(p: Plan, run: Runner) -> dict[str, str]:
+    """Create every index; the outputs for GITHUB_OUTPUT."""
+    out = {"ghcr_digest": "", "dockerhub_digest": ""}
+    for platform, digest in p.digests.items():
+        out[platform.replace("/", "_")] = digest
+    for image, refs in p.tags.items():
+        run(create_command(p, image))
+        manifest = json.loads(run(inspect_command(refs[0])))
+        digest = manifest.get("digest", "") if isinstance(manifest, dict) else ""
+        if not DIGEST_RE.match(digest):
+            raise PromoteError(f"imagetools inspect {refs[0]} gave no digest: {manifest!r}")
+        out[f"{registry_key(image)}_digest"] = digest
+    return out
+
+
+def notes(p: Plan, out: dict[str, str], repository: str) -> str:
+    """Release notes: what was published, by digest, and how to check it."""
+    rows = [
+        f"| `{ref}` | `{out[registry_key(image) + '_digest']}` |"
+        for image, refs in p.tags.items()
+        for ref in refs
+    ]
+    platform_rows = [f"| {platform} | `{digest}` |" for platform, digest in p.digests.items()]
+    ghcr = p.source
+    index = out["ghcr_digest"]
+    return "\n".join(
+        [
+            "## Container image",
+            "",
+            f"One multi-platform index ({', '.join(p.digests)}), tagged only after each",
+            "platform's image passed the image tests by digest and its SBOM passed the scan.",
+            "",
+            "| tag | index digest |",
+            "| --- | --- |",
+            *rows,
+            "",
+            "| platform | image digest (tested) |",
+            "| --- | --- |",
+            *platform_rows,
+            "",
+            "```bash",
+            f"docker pull {ghcr}@{index}",
+            f"gh attestation verify oci://{ghcr}@{index} --repo {repository}",
+            "```",
+            "",
+        ]
+    )
+
+
+def run_command(command: Sequence[str]) -> str:
+    print("promote-image: " + " ".join(command), flush=True)
+    result = subprocess.run(  # noqa: S603 - a fixed docker argv; names validated by plan()
+        list(command), capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise PromoteError(f"{' '.join(command[:4])} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def write_outputs(out: dict[str, str], path: str) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.writelines(f"{key}={value}\n" for key, value in out.items())
+
+
+def main() -> int:
+    env = dict(os.environ)
+    try:
+        platforms = (env.get("PLATFORMS") or "linux/amd64 linux/arm64").split()
+        digests = read_digests(Path(env.get("DIGESTS_DIR") or "image"), platforms)
+        p = plan(env, digests)
+        out = promote(p, run_command)
+    except PromoteError as exc:
+        print(f"promote-image: error: {exc}", file=sys.stderr)
+        return 1
+    for key, value in out.items():
+        print(f"promote-image: {key} = {value or '-'}")
+    if env.get("NOTES_FILE"):
+        Path(env["NOTES_FILE"]).write_text(
+            notes(p, out, env.get("GITHUB_REPOSITORY", "OWNER/REPO")), encoding="utf-8"
+        )
+    if env.get("GITHUB_OUTPUT"):
+        write_outputs(out, env["GITHUB_OUTPUT"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
