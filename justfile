@@ -26,7 +26,7 @@ lint-package package:
     {{poe}} -C packages/{{package}} lint
     {{poe}} -C packages/{{package}} typecheck
 
-# Lint everything: Python, the Dockerfile and the CI workflows
+# Lint the code: Python (ruff, mypy) and the Dockerfile (hadolint); workflows: `just ci-lint`
 lint:
     {{poe}} lint
 

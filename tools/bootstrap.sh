@@ -5,7 +5,8 @@
 #   tools/bootstrap.sh just test    # the whole test suite
 #
 # Installs only what is missing and is safe to run again:
-#   uv (pinned, into its own virtualenv), a Docker engine with BuildKit (tools/engine),
+#   uv (pinned, into its own virtualenv, linked from ~/.local/bin), a Docker engine with BuildKit
+#   (tools/engine),
 #   and the workspace environment from uv.lock (`uv sync --locked` fails on a stale lock).
 set -euo pipefail
 
@@ -16,6 +17,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
+# uv goes where uv's own installer puts it, ~/.local/bin (a link into a private virtualenv that
+# holds the pinned version), so a new shell finds it after this script has run.
+bin_dir=$HOME/.local/bin
 if ! command -v uv >/dev/null 2>&1; then
   uv_home=${XDG_DATA_HOME:-$HOME/.local/share}/boards/uv-$UV_VERSION
   if [ ! -x "$uv_home/bin/uv" ]; then
@@ -23,7 +27,18 @@ if ! command -v uv >/dev/null 2>&1; then
     python3 -m venv "$uv_home"
     "$uv_home/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
   fi
-  export PATH="$uv_home/bin:$PATH"
+  mkdir -p "$bin_dir"
+  for tool in uv uvx; do
+    link=$bin_dir/$tool
+    # A uv the user installed there themselves (a file, not a link) is left alone.
+    if [ -e "$link" ] && [ ! -L "$link" ]; then continue; fi
+    ln -sfn "$uv_home/bin/$tool" "$link"
+  done
+  case ":$PATH:" in
+    *":$bin_dir:"*) ;;
+    *) log "uv is in $bin_dir, which is not on your PATH: add it (export PATH=\"\$HOME/.local/bin:\$PATH\") or run $bin_dir/uv" ;;
+  esac
+  export PATH="$bin_dir:$uv_home/bin:$PATH"
 fi
 
 bash tools/engine/ensure-docker.sh

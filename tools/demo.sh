@@ -16,4 +16,5 @@ docker compose up --detach --no-build --wait --wait-timeout 120
 port=${BOARDS_API_PORT:-8800}
 echo "demo: API at http://127.0.0.1:$port  (docs: http://127.0.0.1:$port/docs)" >&2
 uv run --frozen boards-client submit "hello from the boards demo" --url "http://127.0.0.1:$port" --wait
-echo "demo: the stack is still running; stop it with: just down" >&2
+# The full path: it works from any new shell, whether or not ~/.local/bin is on its PATH.
+echo "demo: the stack is still running; stop it with: $(command -v uv) run just down" >&2
