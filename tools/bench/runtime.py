@@ -40,9 +40,7 @@ def log(line: str) -> None:
 
 
 def run(*argv: str, env: dict[str, str] | None = None, capture: bool = False) -> str:
-    result = subprocess.run(
-        argv, cwd=ROOT, env=env, check=True, text=True, capture_output=capture
-    )
+    result = subprocess.run(argv, cwd=ROOT, env=env, check=True, text=True, capture_output=capture)
     return result.stdout if capture else ""
 
 
@@ -54,8 +52,8 @@ class Stack:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.env = dict(os.environ, BOARDS_IMAGE=image, BOARDS_API_PORT=str(port))
-        for kind, variable in (("postgres", "BOARDS_POSTGRES_IMAGE"), ("redis", "BOARDS_REDIS_IMAGE")):
-            self.env[variable] = run(
+        for kind in ("postgres", "redis"):
+            self.env[f"BOARDS_{kind.upper()}_IMAGE"] = run(
                 "uv", "run", "--frozen", "boards-images", "resolve", kind, capture=True
             ).strip()
 
@@ -71,7 +69,17 @@ class Stack:
 
     def psql(self, sql: str) -> str:
         return self.compose(
-            "exec", "-T", "postgres", "psql", "-U", "boards", "-d", "boards", "-At", "-c", sql,
+            "exec",
+            "-T",
+            "postgres",
+            "psql",
+            "-U",
+            "boards",
+            "-d",
+            "boards",
+            "-At",
+            "-c",
+            sql,
             capture=True,
         ).strip()
 
@@ -85,7 +93,8 @@ class Stack:
         return int(commits), int(writes)
 
     def unfinished(self) -> int:
-        return int(self.psql("SELECT count(*) FROM jobs WHERE status NOT IN ('succeeded','failed')"))
+        sql = "SELECT count(*) FROM jobs WHERE status NOT IN ('succeeded', 'failed')"
+        return int(self.psql(sql))
 
 
 # -- measurements --------------------------------------------------------------------------------
@@ -169,26 +178,40 @@ def drain(stack: Stack, jobs: int, clients: int) -> dict[str, Any]:
 # -- report --------------------------------------------------------------------------------------
 
 
+def _row(name: str, figures: dict[str, Any]) -> str:
+    return (
+        f"| {name} | {figures['rps']:.0f} | {figures['p50_ms']:.1f} ms "
+        f"| {figures['p99_ms']:.1f} ms | {figures['errors']} |"
+    )
+
+
 def report(results: dict[str, Any]) -> str:
-    health, post, rt, dr = results["health"], results["post"], results["round_trip"], results["drain"]
-    lines = [
-        f"Runtime benchmark, {results['date']}, {results['cores']} cores, load before: {results['load']}",
-        "",
-        "| wrk, 32 connections | requests/s | p50 | p99 | errors |",
-        "| --- | ---: | ---: | ---: | ---: |",
-        f"| `GET /health` | {health['rps']:.0f} | {health['p50_ms']:.1f} ms | {health['p99_ms']:.1f} ms | {health['errors']} |",
-        f"| `POST /api/v1/jobs` | {post['rps']:.0f} | {post['p50_ms']:.1f} ms | {post['p99_ms']:.1f} ms | {post['errors']} |",
-        "",
-        f"POST / health throughput: **{post['rps'] / health['rps']:.2f}**",
-        "",
-        "| jobs | figure |",
-        "| --- | --- |",
-        f"| round trip, {rt['jobs']} sequential jobs | p50 {rt['p50_ms']:.1f} ms, p99 {rt['p99_ms']:.1f} ms |",
-        f"| drain, {dr['jobs']} jobs from 32 clients | last POST {dr['submit_s']:.1f} s, last job final {dr['final_s']:.1f} s: **{dr['ratio']:.2f}×** |",
-        f"| worker throughput | {dr['jobs_per_s']:.0f} jobs/s (one worker container, default settings) |",
-        f"| PostgreSQL per job | {dr['commits_per_job']:.1f} transactions, {dr['row_writes_per_job']:.1f} row writes |",
-    ]
-    return "\n".join(lines)
+    health, post = results["health"], results["post"]
+    rt, dr = results["round_trip"], results["drain"]
+    return "\n".join(
+        [
+            f"Runtime benchmark, {results['date']}, {results['cores']} cores, "
+            f"load average before: {results['load']}",
+            "",
+            "| wrk, 32 connections | requests/s | p50 | p99 | errors |",
+            "| --- | ---: | ---: | ---: | ---: |",
+            _row("`GET /health`", health),
+            _row("`POST /api/v1/jobs`", post),
+            "",
+            f"POST / health throughput: **{post['rps'] / health['rps']:.2f}**",
+            "",
+            "| jobs | figure |",
+            "| --- | --- |",
+            f"| round trip, {rt['jobs']} sequential jobs "
+            f"| p50 {rt['p50_ms']:.1f} ms, p99 {rt['p99_ms']:.1f} ms |",
+            f"| drain, {dr['jobs']} jobs from 32 clients | last POST {dr['submit_s']:.1f} s, "
+            f"last job final {dr['final_s']:.1f} s: **{dr['ratio']:.2f} x** |",
+            f"| worker throughput | {dr['jobs_per_s']:.0f} jobs/s "
+            "(one worker container, default settings) |",
+            f"| PostgreSQL per job | {dr['commits_per_job']:.1f} transactions, "
+            f"{dr['row_writes_per_job']:.1f} row writes |",
+        ]
+    )
 
 
 def main() -> int:

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, exc, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from boards import defaults
+
 #: Seconds to wait for a PostgreSQL connection (and for a locked SQLite file).
 CONNECT_TIMEOUT = 3
 
@@ -21,15 +23,23 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 
 
-def engine_options(url: str) -> dict[str, Any]:
-    """Keyword arguments for :func:`sqlalchemy.create_engine` for ``url``."""
+def engine_options(url: str, pool_size: int = defaults.DATABASE_POOL_SIZE) -> dict[str, Any]:
+    """Keyword arguments for :func:`sqlalchemy.create_engine` for ``url``.
+
+    A fixed pool, no overflow: connections opened for a burst and closed after it (the overflow)
+    cost PostgreSQL a backend process each, and under load that churn was most of a request's
+    time; past the pool, requests wait (up to ``pool_timeout``, then 503). No pre-ping either: it
+    costs a round trip per checkout. A connection that died (PostgreSQL restarted) fails the one
+    statement that finds out, and SQLAlchemy then discards every connection of that pool: the
+    API answers that request 503, the worker retries it.
+    """
     if url.startswith("sqlite"):
         return {
-            "pool_pre_ping": True,
             "connect_args": {"check_same_thread": False, "timeout": CONNECT_TIMEOUT + 2},
         }
     return {
-        "pool_pre_ping": True,
+        "pool_size": pool_size,
+        "max_overflow": 0,
         "pool_timeout": CONNECT_TIMEOUT + 2,
         "pool_recycle": 1800,
         "connect_args": {"connect_timeout": CONNECT_TIMEOUT, "application_name": "boards"},
@@ -46,16 +56,17 @@ def ensure_sqlite_dir(url: str) -> None:
     Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def new_engine(url: str) -> Engine:
+def new_engine(url: str, pool_size: int = defaults.DATABASE_POOL_SIZE) -> Engine:
     ensure_sqlite_dir(url)
-    return create_engine(url, **engine_options(url))
+    return create_engine(url, **engine_options(url, pool_size))
 
 
 class Database:
     """The engine and session factory for one URL; nothing connects until first use."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = defaults.DATABASE_POOL_SIZE) -> None:
         self.url = url
+        self.pool_size = pool_size
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
         self._lock = threading.Lock()
@@ -70,7 +81,7 @@ class Database:
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
-                    self._engine = new_engine(self.url)
+                    self._engine = new_engine(self.url, self.pool_size)
                     self._sessions = sessionmaker(self._engine, expire_on_commit=False)
         return self._engine
 
@@ -91,10 +102,10 @@ _databases: dict[str, Database] = {}
 _databases_lock = threading.Lock()
 
 
-def get_database(url: str) -> Database:
-    """The process-wide :class:`Database` for ``url``."""
+def get_database(url: str, pool_size: int = defaults.DATABASE_POOL_SIZE) -> Database:
+    """The process-wide :class:`Database` for ``url`` (the first call's pool size holds)."""
     with _databases_lock:
         database = _databases.get(url)
         if database is None:
-            database = _databases[url] = Database(url)
+            database = _databases[url] = Database(url, pool_size)
         return database

@@ -5,3 +5,5 @@ its defaults from here, so each is written once."""
 API_HOST = "0.0.0.0"  # noqa: S104 (a server's default listen address)
 API_PORT = 8800
 RUN_DIR = "/tmp/boards"  # noqa: S108 (per-container scratch dir: heartbeats, worker metrics)
+#: Database connections each process keeps (BOARDS_DATABASE_POOL_SIZE).
+DATABASE_POOL_SIZE = 20

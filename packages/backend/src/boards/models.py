@@ -56,6 +56,8 @@ class Job(Base):
     """
 
     __tablename__ = "jobs"
+    # One index on status: (status, enqueued_at) serves the status-only look-ups too, and every
+    # status change writes each index that holds status once more.
     __table_args__ = (
         Index("ix_jobs_status_enqueued_at", "status", "enqueued_at"),
         UniqueConstraint("idempotency_key", name="uq_jobs_idempotency_key"),
@@ -64,7 +66,7 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     payload: Mapped[str] = mapped_column(Text, nullable=False)
     delay_seconds: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
-    status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     request_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)

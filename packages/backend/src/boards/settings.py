@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     reconcile_queued_after: float = Field(10.0, ge=8, le=3600, json_schema_extra=_SECONDS)
     broker_heartbeat_timeout: float = Field(10.0, ge=2, le=600, json_schema_extra=_SECONDS)
     worker_metrics_port: int = Field(9191, ge=0, le=65535)
+    database_pool_size: int = Field(defaults.DATABASE_POOL_SIZE, ge=1, le=500)
 
     @field_validator("api_host")
     @classmethod

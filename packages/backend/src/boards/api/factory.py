@@ -23,7 +23,7 @@ logger = logging.getLogger("boards.api")
 
 def create_app(settings: Settings) -> FastAPI:
     """The API for ``settings``; creating it connects to nothing."""
-    database = get_database(settings.effective_database_url)
+    database = get_database(settings.effective_database_url, settings.database_pool_size)
     services = Services(
         settings=settings,
         database=database,

@@ -40,7 +40,7 @@ def _resend_current() -> None:
 def process_job(job_id: str) -> None:
     """Run one delivery of a job (:func:`boards.workers.process.process_delivery`)."""
     process_delivery(
-        get_database(settings.effective_database_url),
+        get_database(settings.effective_database_url, settings.database_pool_size),
         job_id,
         lease=settings.job_lease,
         leases=leases,

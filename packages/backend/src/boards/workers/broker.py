@@ -69,7 +69,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     """The Redis broker with every middleware the worker role runs."""
     assert settings.redis_url, "the worker needs BOARDS_REDIS_URL"
     broker = redis_broker(settings.redis_url, heartbeat_timeout=settings.broker_heartbeat_timeout)
-    database = get_database(settings.effective_database_url)
+    database = get_database(settings.effective_database_url, settings.database_pool_size)
     metrics = WorkerMetrics(enabled=settings.worker_metrics_port > 0)
     reconciler = Reconciler(
         database=database,
