@@ -62,6 +62,10 @@ image-test *args:
 image-verify image *args:
     BOARDS_TEST_IMAGE={{quote(image)}} {{poe}} image-verify {{args}}
 
+# Runtime benchmark: API throughput and p99 (wrk), job round trip, worker drain
+bench *args:
+    {{poe}} bench {{args}}
+
 # Time cold, no-change and code-change builds, start-to-healthy and stop
 image-bench tag="boards-backend:bench":
     {{poe}} image-bench --tag {{tag}}
