@@ -92,16 +92,3 @@ def migrated_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def db(migrated_url: str) -> Database:
     return get_database(migrated_url)
-
-
-@pytest.fixture
-def clean_redis_url(redis_url: str) -> str:
-    """The session Redis, emptied for this test (tests share one server)."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-    return redis_url

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis
 from boards.api.factory import create_app
 from boards.db import Database, get_database
 from boards.jobs import run_job
@@ -54,17 +53,6 @@ def _no_boards_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.upper().startswith("BOARDS_"):
             monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def clean_redis_url(redis_url: str) -> str:
-    """The session's Redis, emptied for this test (the session shares one server)."""
-    client = redis.Redis.from_url(redis_url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
-    return redis_url
 
 
 @pytest.fixture

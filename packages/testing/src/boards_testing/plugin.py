@@ -216,6 +216,19 @@ def redis_url(redis_container: RedisContainer) -> str:
 
 
 @pytest.fixture
+def clean_redis_url(redis_url: str) -> str:
+    """The session's Redis, emptied for this test (the session's tests share one server)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return redis_url
+
+
+@pytest.fixture
 def network_postgres(postgres_image: str, docker_network: Network) -> Iterator[PostgresContainer]:
     """A fresh PostgreSQL for one test: ``db`` on its docker_network, 127.0.0.1 for the test."""
     container = new_postgres_container(postgres_image).with_network(docker_network)
