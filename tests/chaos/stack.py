@@ -15,11 +15,17 @@ from typing import Any
 import httpx
 import psycopg
 import redis
-from boards_testing.plugin import LOOPBACK, loopback_port, publish_on_loopback
+from boards_testing.plugin import (
+    LOOPBACK,
+    NETWORK_POSTGRES_ALIAS,
+    NETWORK_REDIS_ALIAS,
+    loopback_port,
+    new_postgres_container,
+    new_redis_container,
+    postgres_url_of,
+)
 from boards_testing.waiting import wait_for
 from docker import DockerClient
-from testcontainers.community.postgres import PostgresContainer
-from testcontainers.community.redis import RedisContainer
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
@@ -116,7 +122,8 @@ class Service:
 
 
 def postgres_url(service: Service) -> str:
-    return f"postgresql://boards:boards@{LOOPBACK}:{service.port(5432)}/boards"
+    """The plugin's URL for this server, in libpq's form (psycopg.connect)."""
+    return postgres_url_of(service.container).replace("postgresql+psycopg://", "postgresql://")
 
 
 def redis_url(service: Service) -> str:
@@ -241,19 +248,17 @@ def running_stack(
             started.wait_ready()
             return started
 
-        pg = PostgresContainer(
-            postgres_image, username="boards", password="boards", dbname="boards", driver=None
-        )
-        pg.with_network_aliases("db")
+        # The plugin's servers and credentials (NETWORK_POSTGRES_URL is what the backend gets).
+        pg = new_postgres_container(postgres_image).with_network_aliases(NETWORK_POSTGRES_ALIAS)
         redis_server = (
-            RedisContainer(redis_image)
+            new_redis_container(redis_image)
             # AOF on a volume, as compose.yaml runs it.
             .with_command("redis-server --appendonly yes --appendfsync everysec")
             .with_volume_mapping(volume.name, "/data", "rw")
-            .with_network_aliases("redis")
+            .with_network_aliases(NETWORK_REDIS_ALIAS)
         )
-        postgres = service("postgres", publish_on_loopback(pg, 5432), postgres_answers)
-        broker = service("redis", publish_on_loopback(redis_server, 6379), redis_answers)
+        postgres = service("postgres", pg, postgres_answers)
+        broker = service("redis", redis_server, redis_answers)
 
         def backend_container(*command: str, port: int) -> DockerContainer:
             container = backend(image, *command, env=BACKEND_ENV, port=port, **HARDENING)
