@@ -138,30 +138,31 @@ def withdraw_job(db: Database, job: Job) -> bool:
     a replay of its ``Idempotency-Key`` (which may already have answered 202 for it). If a
     message did get through after all, the worker finds no row and does nothing.
     """
-    with db.session() as session:
-        stmt = delete(Job).where(
-            Job.id == job.id,
-            Job.status == JobStatus.QUEUED,
-            Job.attempts == 0,
-            Job.enqueued_at == job.enqueued_at,
-        )
-        removed = session.execute(stmt).rowcount  # type: ignore[attr-defined]
-        session.commit()
-    return bool(removed)
+    stmt = delete(Job).where(
+        Job.id == job.id,
+        Job.status == JobStatus.QUEUED,
+        Job.attempts == 0,
+        Job.enqueued_at == job.enqueued_at,
+    )
+    return bool(_execute(db, stmt))
 
 
 def touch_queued(db: Database, job_id: str) -> bool:
     """A replayed request for a job that is still ``queued``: note the new send, so the first
     request can no longer withdraw the job; False if the job is no longer queued or gone."""
-    with db.session() as session:
-        stmt = (
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-            .values(enqueued_at=utcnow())
-        )
-        changed = session.execute(stmt).rowcount  # type: ignore[attr-defined]
-        session.commit()
-    return bool(changed)
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+        .values(enqueued_at=utcnow())
+    )
+    return bool(_execute(db, stmt))
+
+
+def _execute(db: Database, stmt: Any) -> int:
+    """One write statement in its own transaction; returns the rows it touched. A Core
+    connection, not an ORM session: these statements need no unit of work."""
+    with db.engine.begin() as conn:
+        return int(conn.execute(stmt).rowcount)
 
 
 def get_job(db: Database, job_id: str) -> Job | None:
@@ -212,13 +213,13 @@ def claim_job(
         )
         .returning(Job.attempts, Job.payload, Job.delay_seconds)
     )
-    with db.session() as session:
-        row = session.execute(stmt).first()
+    with db.engine.connect() as conn:
+        row = conn.execute(stmt).first()
         if row is not None:
-            session.commit()
+            conn.commit()
             return Claim(job_id, int(row.attempts), row.payload, float(row.delay_seconds))
-        session.rollback()
-        status = session.scalar(select(Job.status).where(Job.id == job_id))
+        conn.rollback()
+        status = conn.scalar(select(Job.status).where(Job.id == job_id))
     if status is None:
         return "missing"
     return status if status in JobStatus.FINAL else "held"
@@ -235,9 +236,7 @@ def _write_fenced(db: Database, claim: Claim, **values: Any) -> bool:
         )
         .values(updated_at=utcnow(), **values)
     )
-    with db.session() as session:
-        changed = session.execute(stmt).rowcount  # type: ignore[attr-defined]
-        session.commit()
+    changed = _execute(db, stmt)
     return bool(changed)
 
 
@@ -282,9 +281,7 @@ def mark_failed(db: Database, job_id: str, error: str) -> bool:
             updated_at=utcnow(),
         )
     )
-    with db.session() as session:
-        changed = session.execute(stmt).rowcount  # type: ignore[attr-defined]
-        session.commit()
+    changed = _execute(db, stmt)
     return bool(changed)
 
 
@@ -295,7 +292,7 @@ def renew_leases(db: Database, claims: Iterable[Claim], lease: float) -> int:
         return 0
     until = utcnow() + timedelta(seconds=lease)
     renewed = 0
-    with db.session() as session:
+    with db.engine.begin() as conn:
         for job_id, attempt in by_attempt:
             stmt = (
                 update(Job)
@@ -306,8 +303,7 @@ def renew_leases(db: Database, claims: Iterable[Claim], lease: float) -> int:
                 )
                 .values(lease_expires_at=until)
             )
-            renewed += session.execute(stmt).rowcount  # type: ignore[attr-defined]
-        session.commit()
+            renewed += int(conn.execute(stmt).rowcount)
     return renewed
 
 
