@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from boards.db import Database
@@ -190,31 +190,53 @@ class LeaseHolder(Protocol):
     def discard(self, claim: Claim) -> None: ...
 
 
+# The worker's two statements per job, built once: constructing an UPDATE per call was a
+# sixth of a worker's time under load. Values come as bind parameters (named b_* so they do
+# not collide with the columns SQLAlchemy binds itself).
+_CLAIM = (
+    update(Job)
+    .where(
+        Job.id == bindparam("b_id"),
+        (Job.status == JobStatus.QUEUED)
+        | ((Job.status == JobStatus.RUNNING) & (Job.lease_expires_at < bindparam("b_now"))),
+    )
+    .values(
+        status=JobStatus.RUNNING,
+        attempts=Job.attempts + 1,
+        lease_expires_at=bindparam("b_until"),
+        started_at=bindparam("b_now"),
+        error=None,
+        updated_at=bindparam("b_now"),
+    )
+    .returning(Job.attempts, Job.payload, Job.delay_seconds)
+)
+_FINISH = (
+    update(Job)
+    .where(
+        Job.id == bindparam("b_id"),
+        Job.status == JobStatus.RUNNING,
+        Job.attempts == bindparam("b_attempt"),
+    )
+    .values(
+        status=bindparam("b_status"),
+        result=bindparam("b_result"),
+        error=bindparam("b_error"),
+        lease_expires_at=None,
+        finished_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
 def claim_job(
     db: Database, job_id: str, lease: float, *, now: datetime | None = None
 ) -> Claim | str:
     """Claim a job for this delivery, or say why not: ``missing``, its final status, or
     ``held`` (running under another delivery's live lease)."""
     now = now or utcnow()
-    stmt = (
-        update(Job)
-        .where(
-            Job.id == job_id,
-            (Job.status == JobStatus.QUEUED)
-            | ((Job.status == JobStatus.RUNNING) & (Job.lease_expires_at < now)),
-        )
-        .values(
-            status=JobStatus.RUNNING,
-            attempts=Job.attempts + 1,
-            lease_expires_at=now + timedelta(seconds=lease),
-            started_at=now,
-            error=None,
-            updated_at=now,
-        )
-        .returning(Job.attempts, Job.payload, Job.delay_seconds)
-    )
+    params = {"b_id": job_id, "b_now": now, "b_until": now + timedelta(seconds=lease)}
     with db.engine.connect() as conn:
-        row = conn.execute(stmt).first()
+        row = conn.execute(_CLAIM, params).first()
         if row is not None:
             conn.commit()
             return Claim(job_id, int(row.attempts), row.payload, float(row.delay_seconds))
@@ -250,15 +272,16 @@ def finish_job(
 ) -> bool:
     """Record the outcome of ``claim``; False (and no effect) if another delivery took over."""
     assert status in JobStatus.FINAL
-    return _write_fenced(
-        db,
-        claim,
-        status=status,
-        result=result,
-        error=error,
-        lease_expires_at=None,
-        finished_at=utcnow(),
-    )
+    params = {
+        "b_id": claim.job_id,
+        "b_attempt": claim.attempt,
+        "b_status": status,
+        "b_result": result,
+        "b_error": error,
+        "b_now": utcnow(),
+    }
+    with db.engine.begin() as conn:
+        return bool(conn.execute(_FINISH, params).rowcount)
 
 
 def hand_back(db: Database, claim: Claim) -> bool:
