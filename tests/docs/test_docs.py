@@ -170,7 +170,9 @@ def test_operations_names_only_real_settings() -> None:
 
 def test_build_args_table_is_the_dockerfile() -> None:
     dockerfile = (ROOT / "packages/backend/Dockerfile").read_text()
-    defaults = dict(re.findall(r"^ARG ([A-Z_]+)(?:=(\S+))?", dockerfile, re.MULTILINE))
+    defaults: dict[str, str] = {}
+    for name, value in re.findall(r"^ARG ([A-Z_]+)(?:=(\S+))?", dockerfile, re.MULTILINE):
+        defaults[name] = defaults.get(name) or value  # a later bare `ARG X` re-declares, no more
     rows = table(text_of("image.md"), "| argument | default | meaning |")
     documented = {ticked(name)[0]: default for name, default, _ in rows}
     assert set(documented) == set(defaults)
