@@ -8,12 +8,9 @@ from collections.abc import Callable
 from importlib.metadata import version
 
 from boards.api.factory import create_app
-from boards.db import get_database
-from boards.models import Job
 from boards.settings import Settings, default_alembic_ini
 from boards_testing.processes import base_env, free_port
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
 
 UNREACHABLE_PG = "postgresql://boards:secret@nohost.invalid:5432/boards"
 
@@ -22,11 +19,6 @@ MakeSettings = Callable[..., Settings]
 
 def client_for(settings: Settings) -> TestClient:
     return TestClient(create_app(settings))
-
-
-def count_jobs(url: str) -> int:
-    with get_database(url).session() as session:
-        return int(session.scalar(select(func.count()).select_from(Job)) or 0)
 
 
 def test_liveness_never_touches_the_database(make_settings: MakeSettings) -> None:

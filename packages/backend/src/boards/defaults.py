@@ -7,3 +7,6 @@ API_PORT = 8800
 RUN_DIR = "/tmp/boards"  # noqa: S108 (per-container scratch dir: heartbeats, worker metrics)
 #: Database connections each process keeps (BOARDS_DATABASE_POOL_SIZE).
 DATABASE_POOL_SIZE = 20
+#: Seconds a broker (API or worker) may stay silent before dramatiq presumes it dead
+#: (BOARDS_BROKER_HEARTBEAT_TIMEOUT).
+BROKER_HEARTBEAT_TIMEOUT = 10.0

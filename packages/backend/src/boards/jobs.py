@@ -57,6 +57,13 @@ def request_fingerprint(payload: str, delay_seconds: float) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def _execute(db: Database, stmt: Any) -> int:
+    """One write statement in its own transaction; returns the rows it touched. A Core
+    connection, not an ORM session: these statements need no unit of work."""
+    with db.engine.begin() as conn:
+        return int(conn.execute(stmt).rowcount)
+
+
 # -- submitting ----------------------------------------------------------------------------------
 
 
@@ -158,13 +165,6 @@ def touch_queued(db: Database, job_id: str) -> bool:
     return bool(_execute(db, stmt))
 
 
-def _execute(db: Database, stmt: Any) -> int:
-    """One write statement in its own transaction; returns the rows it touched. A Core
-    connection, not an ORM session: these statements need no unit of work."""
-    with db.engine.begin() as conn:
-        return int(conn.execute(stmt).rowcount)
-
-
 def get_job(db: Database, job_id: str) -> Job | None:
     with db.session() as session:
         return session.get(Job, job_id)
@@ -247,21 +247,6 @@ def claim_job(
     return status if status in JobStatus.FINAL else "held"
 
 
-def _write_fenced(db: Database, claim: Claim, **values: Any) -> bool:
-    """Update the job only while this claim still holds it."""
-    stmt = (
-        update(Job)
-        .where(
-            Job.id == claim.job_id,
-            Job.status == JobStatus.RUNNING,
-            Job.attempts == claim.attempt,
-        )
-        .values(updated_at=utcnow(), **values)
-    )
-    changed = _execute(db, stmt)
-    return bool(changed)
-
-
 def finish_job(
     db: Database,
     claim: Claim,
@@ -285,10 +270,19 @@ def finish_job(
 
 
 def hand_back(db: Database, claim: Claim) -> bool:
-    """A stopping worker gives a running job back: ``queued`` again, to be re-sent."""
-    return _write_fenced(
-        db, claim, status=JobStatus.QUEUED, lease_expires_at=None, enqueued_at=utcnow()
+    """A stopping worker gives a running job back: ``queued`` again, to be re-sent; only
+    while this claim still holds it."""
+    now = utcnow()
+    stmt = (
+        update(Job)
+        .where(
+            Job.id == claim.job_id,
+            Job.status == JobStatus.RUNNING,
+            Job.attempts == claim.attempt,
+        )
+        .values(status=JobStatus.QUEUED, lease_expires_at=None, enqueued_at=now, updated_at=now)
     )
+    return bool(_execute(db, stmt))
 
 
 def mark_failed(db: Database, job_id: str, error: str) -> bool:

@@ -15,6 +15,7 @@ from dramatiq.middleware import Middleware
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from boards import defaults
 from boards.jobs import ACTOR_NAME, QUEUE_NAME
 
 logger = logging.getLogger("boards.queue")
@@ -29,9 +30,6 @@ REDIS_SOCKET_TIMEOUT = 5.0
 #: minutes on a quiet queue; at 5 % an idle worker's fetches run it every few seconds. (The
 #: reconciler's lease check is the bound we promise; this is the fast path.)
 MAINTENANCE_CHANCE = MAINTENANCE_SCALE * 5 // 100
-
-#: Seconds a broker without its own heartbeat setting (the API's) reports itself alive for.
-DEFAULT_HEARTBEAT_TIMEOUT = 10.0
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -50,7 +48,7 @@ def redis_broker(
     url: str,
     middleware: list[Middleware] | None = None,
     *,
-    heartbeat_timeout: float = DEFAULT_HEARTBEAT_TIMEOUT,
+    heartbeat_timeout: float = defaults.BROKER_HEARTBEAT_TIMEOUT,
 ) -> RedisBroker:
     """A dramatiq Redis broker on :func:`redis_client`; no connection is made here."""
     broker = RedisBroker(  # type: ignore[no-untyped-call]
@@ -98,8 +96,13 @@ class BrokerUnavailable(RuntimeError):
 class JobQueue:
     """The API's handle on the broker; connects lazily (importing the app connects to nothing)."""
 
-    def __init__(self, url: str | None) -> None:
+    def __init__(
+        self, url: str | None, heartbeat_timeout: float = defaults.BROKER_HEARTBEAT_TIMEOUT
+    ) -> None:
         self.url = url
+        # The API's enqueues also run dramatiq's maintenance, which judges which workers are
+        # dead by this timeout: it must be the workers' own (BOARDS_BROKER_HEARTBEAT_TIMEOUT).
+        self.heartbeat_timeout = heartbeat_timeout
         self._broker: RedisBroker | None = None
         self._lock = threading.Lock()
 
@@ -114,7 +117,7 @@ class JobQueue:
         if self._broker is None:
             with self._lock:
                 if self._broker is None:
-                    self._broker = redis_broker(self.url)
+                    self._broker = redis_broker(self.url, heartbeat_timeout=self.heartbeat_timeout)
         return self._broker
 
     def ping(self) -> None:

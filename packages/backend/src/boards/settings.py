@@ -103,7 +103,9 @@ class Settings(BaseSettings):
     # At least the API's worst-case enqueue (Redis connect 2 s + reply 5 s): a job the API is
     # still sending, or about to delete after a failed send, is never taken for a lost one.
     reconcile_queued_after: float = Field(10.0, ge=8, le=3600, json_schema_extra=_SECONDS)
-    broker_heartbeat_timeout: float = Field(10.0, ge=2, le=600, json_schema_extra=_SECONDS)
+    broker_heartbeat_timeout: float = Field(
+        defaults.BROKER_HEARTBEAT_TIMEOUT, ge=2, le=600, json_schema_extra=_SECONDS
+    )
     worker_metrics_port: int = Field(9191, ge=0, le=65535)
     database_pool_size: int = Field(defaults.DATABASE_POOL_SIZE, ge=1, le=500)
 

@@ -27,7 +27,7 @@ def create_app(settings: Settings) -> FastAPI:
     services = Services(
         settings=settings,
         database=database,
-        queue=JobQueue(settings.redis_url),
+        queue=JobQueue(settings.redis_url, settings.broker_heartbeat_timeout),
         metrics=ApiMetrics(database),
     )
 
