@@ -5,8 +5,10 @@
 #
 # --context: a copy of the workspace to build from (the tests use it to change files safely).
 #
-# Base images: the Dockerfile's pinned defaults, unless they cannot be had here, in which case
-# `boards-images` builds and names stand-ins (and says so loudly).
+# Base images: tools/standins/resolve.sh answers the Dockerfile's pinned defaults when they are
+# here or pullable, else local stand-ins (and says so loudly); BOARDS_PYTHON_IMAGE and
+# BOARDS_UV_IMAGE, when set, are used as given. With the official images, a plain
+# `docker build -f packages/backend/Dockerfile .` is the same build.
 # Network options (all optional, none of them lands in the image; see docs/image.md):
 #   BOARDS_BUILD_CA_BUNDLE  PEM bundle handed in as the `ssl_ca` BuildKit secret
 #                           (default: $SSL_CERT_FILE when that file exists; set empty to disable)
@@ -29,9 +31,17 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-python_image=$(uv run --frozen boards-images resolve python)
-uv_image=$(uv run --frozen boards-images resolve uv)
-version=$(uv version --frozen --package boards-backend --short)
+# Both at once (each is mostly a wait for the engine); a failure stops the build.
+uv_answer=$(mktemp)
+trap 'rm -f "$uv_answer"' EXIT
+tools/standins/resolve.sh uv >"$uv_answer" &
+uv_resolver=$!
+python_image=$(tools/standins/resolve.sh python)
+wait "$uv_resolver"
+uv_image=$(<"$uv_answer")
+# The [project] version, as `uv version` would print it, without starting uv.
+version=$(sed -n -E 's/^version[[:space:]]*=[[:space:]]*"([^"]+)".*/\1/p' packages/backend/pyproject.toml | head -n1)
+[ -n "$version" ] || { echo "build.sh: no version in packages/backend/pyproject.toml" >&2; exit 2; }
 revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 
 args=(
@@ -54,4 +64,5 @@ fi
 [ -z "${BOARDS_BUILD_INDEX_URL:-}" ] || args+=(--build-arg "UV_DEFAULT_INDEX=$BOARDS_BUILD_INDEX_URL")
 
 echo "build.sh: building $tag (base $python_image, uv $uv_image, version $version)" >&2
+rm -f "$uv_answer"
 DOCKER_BUILDKIT=1 exec docker build "${args[@]}" "$@" "$context"
