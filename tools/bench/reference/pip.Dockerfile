@@ -16,8 +16,8 @@ COPY .cache/bench/pip-constraints.txt /tmp/constraints.txt
 COPY packages/backend /app/packages/backend
 # The `ssl_ca` secret: the CA bundle of a TLS-intercepting proxy, as for the project's build.
 RUN --mount=type=secret,id=ssl_ca \
-    PIP_CERT=/run/secrets/ssl_ca SSL_CERT_FILE=/run/secrets/ssl_ca \
-    pip install --no-cache-dir --root-user-action=ignore -c /tmp/constraints.txt ./packages/backend
+    if [ -f /run/secrets/ssl_ca ]; then export PIP_CERT=/run/secrets/ssl_ca; fi \
+ && pip install --no-cache-dir --root-user-action=ignore -c /tmp/constraints.txt ./packages/backend
 
 ENV BOARDS_ALEMBIC_INI=/app/packages/backend/alembic.ini
 EXPOSE 8800

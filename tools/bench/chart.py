@@ -1,0 +1,77 @@
+"""The benchmarks' PNG chart: one panel per section of a report.Table, one group of bars per
+figure (row), one bar per column (image), the value written at each bar and the goal, where
+there is one, drawn as a dashed line. The title names the date and the machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+
+import matplotlib.pyplot as plt
+from report import Table, number
+
+#: One colour per column, the judged one (the project, last) in the strongest.
+COLOURS = ["#9e9e9e", "#64b5f6", "#1565c0", "#ef6c00", "#2e7d32"]
+
+
+def bar_chart(table: Table, out: Path, title: str, caption: str) -> Path:
+    sections = table.sections()
+    columns = list(table.columns)
+    heights = [max(1.2, 0.32 * len(rows) * len(columns) + 0.5) for rows in sections.values()]
+    figure, axes = plt.subplots(
+        len(sections),
+        1,
+        figsize=(10, sum(heights) + 1.2),
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
+    bar = 0.8 / len(columns)
+    for axis, (name, rows) in zip(axes[:, 0], sections.items(), strict=True):
+        unit = rows[0].unit
+        top = max((v for r in rows for v in r.values.values() if v is not None), default=1)
+        for index, column in enumerate(columns):
+            ys, widths, texts = [], [], []
+            for position, row in enumerate(rows):
+                value = row.values.get(column)
+                if value is None:
+                    continue
+                ys.append(position + (index - (len(columns) - 1) / 2) * bar)
+                widths.append(value)
+                texts.append(number(value, row.unit, row.digits))
+            colour = COLOURS[index % len(COLOURS)]
+            axis.barh(ys, widths, height=bar * 0.9, color=colour, label=column)
+            for y, width, text in zip(ys, widths, texts, strict=True):
+                axis.text(width + top * 0.01, y, text, va="center", fontsize=7)
+        labelled = False
+        for position, row in enumerate(rows):
+            if row.goal is not None and row.goal.limit is not None:
+                axis.vlines(
+                    row.goal.limit,
+                    position - 0.45,
+                    position + 0.45,
+                    colors="#c62828",
+                    linestyles="dashed",
+                    label=None if labelled else "goal",
+                )
+                labelled = True
+        axis.set_yticks(range(len(rows)), [row.label for row in rows], fontsize=8)
+        axis.invert_yaxis()
+        axis.set_xlim(0, top * 1.18)
+        axis.set_title(f"{name} ({unit})" if unit and unit not in name else name, fontsize=10)
+        axis.grid(axis="x", alpha=0.3)
+        axis.tick_params(axis="x", labelsize=7)
+    legend: dict[str, object] = {}
+    for axis in axes[:, 0]:
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    axes[0, 0].legend(list(legend.values()), list(legend), fontsize=8, loc="lower right")
+    figure.suptitle(f"{title}\n{caption}", fontsize=11)
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return out
