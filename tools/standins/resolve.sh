@@ -84,10 +84,9 @@ entry() { printf '%s/%s-%s' "$CACHE" "$1" "${2//[^A-Za-z0-9._-]/_}"; }
 
 # One engine call for both names. docker prints one line per image found, in argument order,
 # and nothing for a missing one; the stand-in is told apart by its tag.
-inspect() {
-  docker image inspect -f '{{.Id}} standin={{index .Config.Labels "org.boards.standin"}} tags=,{{range .RepoTags}}{{.}},{{end}}' \
-    "$OFFICIAL" "$STANDIN" 2>/dev/null || true
-}
+FORMAT='{{.Id}} standin={{with .Config}}{{with .Labels}}{{index . "org.boards.standin"}}{{end}}{{end}}'
+FORMAT+=' tags=,{{range .RepoTags}}{{.}},{{end}}'
+inspect() { docker image inspect -f "$FORMAT" "$OFFICIAL" "$STANDIN" 2>/dev/null || true; }
 mapfile -t found < <(inspect)
 if [ "${#found[@]}" = 0 ] && ! docker version -f '{{.Server.Version}}' >/dev/null 2>&1; then
   "$HERE/../engine/ensure-docker.sh"

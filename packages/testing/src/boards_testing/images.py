@@ -1,15 +1,12 @@
 """Which image to use for each kind the tests and builds need: the official one or a stand-in.
 
-``resolve(kind)`` answers the official name when that image is present locally or can be pulled
-(one ``docker pull`` attempt with a short timeout). Otherwise it makes sure the local stand-in
-built by ``tools/standins/build.sh`` exists and is up to date (building it takes minutes, reusing
-it takes milliseconds), says so loudly on stderr, and answers the stand-in's name.
-
-The official names come from ``tools/standins/build.sh --names KIND``, which reads the
-``PYTHON_IMAGE`` and ``UV_IMAGE`` build-arg defaults of ``packages/backend/Dockerfile``.
-
-An explicit ``BOARDS_<KIND>_IMAGE`` environment variable (as printed by ``boards-images env``)
-wins over all of this and is used as given.
+A thin wrapper around ``tools/standins/resolve.sh`` (the build tooling's resolver, which
+``tools/image/build.sh`` uses directly): an explicit ``BOARDS_<KIND>_IMAGE`` wins as given; else
+the official name when that image is present locally or can be pulled (one ``docker pull``
+attempt, ``BOARDS_PULL_TIMEOUT``; a failure is remembered for a day); else the local stand-in
+built by ``tools/standins/build.sh``, with a loud notice on stderr. The official names are the
+``PYTHON_IMAGE`` and ``UV_IMAGE`` build-arg defaults of ``packages/backend/Dockerfile``,
+``postgres:15`` and ``redis:7``.
 
 Command line (``boards-images``)::
 
@@ -24,15 +21,13 @@ import os
 import shlex
 import subprocess
 import sys
-import textwrap
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 KINDS: Final = ("python", "uv", "postgres", "redis")
-PULL_TIMEOUT_SECONDS: Final = float(os.environ.get("BOARDS_PULL_TIMEOUT", "30"))
 STANDIN_LABEL: Final = "org.boards.standin"
 
 
@@ -72,98 +67,32 @@ def repo_root() -> Path:
     raise ImageError("cannot find the workspace root (a directory with uv.lock and tools/standins)")
 
 
-def _build_script() -> Path:
-    return repo_root() / "tools" / "standins" / "build.sh"
-
-
-def _run_build_script(*args: str) -> str:
-    """Run tools/standins/build.sh; its progress goes to our stderr, its answer is returned."""
-    script = _build_script()
+def _resolver(*args: str) -> str:
+    """Run tools/standins/resolve.sh; its notices and any stand-in build's progress are passed
+    on to our stderr line by line (live, and visible to pytest's capture); its answer is
+    returned."""
+    script = repo_root() / "tools" / "standins" / "resolve.sh"
     try:
-        proc = subprocess.run(  # noqa: S603 - our own script, fixed arguments
+        proc = subprocess.Popen(  # noqa: S603 - our own script, fixed arguments
             [str(script), *args],
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            check=False,
         )
     except OSError as exc:
         raise ImageError(f"cannot run {script}: {exc}") from exc
-    if proc.returncode != 0:
-        raise ImageError(f"{script.name} {' '.join(args)} failed with exit code {proc.returncode}")
-    return proc.stdout.strip()
-
-
-def names(kind: str) -> tuple[str, str]:
-    """(official name, stand-in name) for a kind."""
-    _check_kind(kind)
-    official, _, standin = _run_build_script("--names", kind).partition(" ")
-    if not official or not standin:
-        raise ImageError(f"build.sh --names {kind} gave no names")
-    return official, standin
-
-
-def _docker() -> Any:
-    """A docker SDK client; starts the engine with tools/engine/ensure-docker.sh if need be."""
-    import docker
-
-    def connect() -> Any:
-        client = docker.from_env(timeout=int(PULL_TIMEOUT_SECONDS))
-        client.ping()
-        return client
-
-    try:
-        return connect()
-    except docker.errors.DockerException:
-        ensure = repo_root() / "tools" / "engine" / "ensure-docker.sh"
-        subprocess.run([str(ensure)], check=False)  # noqa: S603 - our own script
-    try:
-        return connect()
-    except docker.errors.DockerException as exc:
-        raise ImageError(f"no Docker engine answers: {exc}") from exc
-
-
-def image_labels(name: str) -> dict[str, str] | None:
-    """The labels of a local image, or None when there is no such image."""
-    import docker
-
-    client = _docker()
-    try:
-        image = client.images.get(name)
-    except docker.errors.ImageNotFound:
-        return None
-    finally:
-        client.close()
-    labels = image.labels or {}
-    return {str(k): str(v) for k, v in labels.items()}
-
-
-def try_pull(name: str) -> str | None:
-    """Pull an image once. None on success, else a one-line reason."""
-    from docker.errors import APIError
-    from docker.utils import parse_repository_tag
-
-    if os.environ.get("BOARDS_IMAGES_PULL", "1").lower() in ("0", "false", "no"):
-        return "pulling is disabled (BOARDS_IMAGES_PULL=0)"
-    client = _docker()
-    repository, tag = parse_repository_tag(name)
-    try:
-        client.images.pull(repository, tag=tag or "latest")
-    except APIError as exc:  # the engine's own words, e.g. "... lookup ghcr.io ...: no such host"
-        return " ".join(str(exc.explanation or exc).split()) or type(exc).__name__
-    except Exception as exc:  # any other failure (timeout, connection) also means "cannot pull"
-        return " ".join(str(exc).split()) or type(exc).__name__
-    finally:
-        client.close()
-    return None
-
-
-def warn(*lines: str) -> None:
-    """A boxed notice on stderr that nobody can miss; long lines are wrapped."""
-    lines = tuple(part for line in lines for part in textwrap.wrap(line, 86) or [""])
-    width = max(len(line) for line in lines) + 4
-    bar = "!" * (width + 4)
-    body = "\n".join(f"!! {line.ljust(width - 2)} !!" for line in lines)
-    print(f"\n{bar}\n{body}\n{bar}\n", file=sys.stderr, flush=True)
+    if proc.stdout is None or proc.stderr is None:  # pragma: no cover - both are pipes
+        raise ImageError(f"cannot read {script}")
+    last = ""
+    for line in proc.stderr:  # stdout is one short line: it cannot fill its pipe meanwhile
+        sys.stderr.write(line)
+        sys.stderr.flush()
+        last = line.strip() or last
+    answer = proc.stdout.read()
+    if proc.wait() != 0:
+        detail = last.removeprefix("resolve.sh: ").removeprefix("error: ")
+        raise ImageError(f"{script.name} {' '.join(args)} failed: {detail}")
+    return answer.strip()
 
 
 def _check_kind(kind: str) -> None:
@@ -171,39 +100,23 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"unknown image kind {kind!r}; expected one of {', '.join(KINDS)}")
 
 
+def names(kind: str) -> tuple[str, str]:
+    """(official name, stand-in name) for a kind."""
+    _check_kind(kind)
+    official, _, standin = _resolver("--names", kind).partition(" ")
+    if not official or not standin:
+        raise ImageError(f"resolve.sh --names {kind} gave no names")
+    return official, standin
+
+
 def resolve_uncached(kind: str) -> Resolution:
     """Resolve one kind now, without the per-process memo (tests use this)."""
     _check_kind(kind)
-    explicit = os.environ.get(env_var(kind))
-    official, standin = names(kind)
-    if explicit:
-        return Resolution(kind, official, explicit, False, f"{env_var(kind)} is set")
-
-    labels = image_labels(official)
-    if labels is not None:
-        if labels.get(STANDIN_LABEL) == "true":
-            warn(
-                f"NOTE: THE LOCAL IMAGE {official} IS A RETAGGED STAND-IN",
-                f"(built by {labels.get(STANDIN_LABEL + '.recipe', 'tools/standins')}),",
-                "NOT THE OFFICIAL IMAGE. USING IT UNDER THE OFFICIAL NAME.",
-            )
-        return Resolution(kind, official, official, False, "present locally")
-
-    failure = try_pull(official)
-    if failure is None:
-        return Resolution(kind, official, official, False, "pulled")
-
-    used = _run_build_script(kind)
-    if used != standin:
-        raise ImageError(f"build.sh {kind} answered {used!r}, expected {standin!r}")
-    warn(
-        f"USING STAND-IN IMAGE {standin}",
-        f"IN PLACE OF THE OFFICIAL {official}:",
-        "IT IS NOT PRESENT LOCALLY AND CANNOT BE PULLED",
-        f"(pull: {failure})",
-        "Stand-ins are built from Debian's archive by tools/standins (see its README).",
-    )
-    return Resolution(kind, official, standin, True, f"pull failed: {failure}")
+    fields = _resolver("--explain", kind).split("\t")
+    if len(fields) != 5 or fields[0] != kind or fields[3] not in ("official", "standin"):
+        raise ImageError(f"resolve.sh --explain {kind} answered {fields!r}")
+    _, official, used, which, reason = fields
+    return Resolution(kind, official, used, which == "standin", reason)
 
 
 _memo: dict[str, Resolution] = {}
