@@ -76,6 +76,7 @@ def test_failed_migration_exits_1_and_says_so() -> None:
         assert "migration failed: " in proc.stderr
         assert "Traceback" not in proc.stderr
         assert "secret" not in proc.stderr
+        assert "Uvicorn running" not in proc.stderr  # the API never serves an unmigrated schema
 
 
 def test_dispatcher_imports_nothing_heavy() -> None:
@@ -126,8 +127,11 @@ def test_api_role_migrates_then_serves_and_stops_on_sigterm(tmp_path: Path) -> N
                 return False
 
         wait_for(answers, timeout=90, what="the API to answer /health")
+        # The server is the `boards api` process itself (PID 1 in a container), and the
+        # migration child it ran beside the app's import has exited.
         cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
-        assert any(part.endswith(b"uvicorn") for part in cmdline), cmdline
+        assert cmdline[-2:] == [b"api", b""], cmdline
+        assert Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split() == []
         body = httpx.get(f"http://127.0.0.1:{port}/api/v1/system/health", timeout=10).json()
         assert body["migrations"] == {
             "current": "0002",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -53,6 +54,27 @@ def test_api_mode_unhealthy_when_nothing_listens(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "unhealthy" in proc.stderr
     assert time.monotonic() - started < 10
+
+
+def test_api_mode_unhealthy_when_the_answer_is_not_http(tmp_path: Path) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def answer_garbage() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(1024)
+                conn.sendall(b"SSH-2.0-OpenSSH\r\n")
+
+        thread = threading.Thread(target=answer_garbage, daemon=True)
+        thread.start()
+        port = listener.getsockname()[1]
+        env = base_env(BOARDS_API_PORT=str(port), BOARDS_RUN_DIR=str(tmp_path))
+        proc = run_boards("healthcheck", env=env)
+        thread.join(timeout=10)
+    assert proc.returncode == 1
+    assert "not an HTTP answer" in proc.stderr
 
 
 def test_worker_mode_fresh_and_stale_heartbeats(tmp_path: Path) -> None:

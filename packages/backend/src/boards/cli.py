@@ -2,7 +2,7 @@
 
 Usage::
 
-    boards api [UVICORN-ARGS...]        migrate (if BOARDS_MIGRATE_ON_START), then exec uvicorn
+    boards api [UVICORN-ARGS...]        migrate (if BOARDS_MIGRATE_ON_START), then serve (uvicorn)
     boards worker [DRAMATIQ-ARGS...]    exec dramatiq-gevent (needs BOARDS_REDIS_URL)
     boards migrate                      upgrade the database to the latest schema and exit
     boards healthcheck                  container health check (API or worker, found out itself)
@@ -11,9 +11,10 @@ Usage::
 
 Exit codes: :data:`boards.exits.MEANINGS` (also in ``boards --help``).
 
-``api`` and ``worker`` replace this process (``exec``) with uvicorn / dramatiq, so the server is
-PID 1 in the container and receives SIGTERM itself. Startup stays fast: nothing heavy (FastAPI,
-dramatiq) is imported here before the exec.
+``api`` runs uvicorn in this process and ``worker`` replaces it (``exec``) with dramatiq, so the
+server is PID 1 in the container and receives SIGTERM itself. Startup stays fast: nothing heavy
+(FastAPI, dramatiq) is imported before a role needs it, and the API imports itself while its
+migration runs beside it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -104,34 +106,49 @@ def _migrate(settings: Settings) -> int:
     return EXIT_OK
 
 
+def uvicorn_argv(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
+    """uvicorn's command line for the API (``boards api`` runs it in this process)."""
+    return [
+        "boards.api.app:app",
+        "--host",
+        settings.api_host,
+        "--port",
+        str(settings.api_port),
+        "--log-level",
+        settings.log_level,
+        "--timeout-graceful-shutdown",
+        str(API_GRACEFUL_SHUTDOWN),
+        "--proxy-headers",
+        "--no-server-header",
+        *extra,
+    ]
+
+
 def run_api(extra: Sequence[str]) -> int:
     settings = _settings()
-    if settings.migrate_on_start:
-        code = _migrate(settings)
-        if code != EXIT_OK:
-            return code
-    # uvicorn restores the SIGTERM disposition it found and re-raises the signal after its
-    # graceful shutdown. Inherited as "ignore" (exec keeps it; uvicorn installs its own handler
-    # on start), that re-raise is a no-op and uvicorn exits 0, also when it is not PID 1
-    # (docker run --init, tests). As PID 1 the kernel ignores a default SIGTERM anyway.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    exec_command(
-        [
-            "uvicorn",
-            "boards.api.app:app",
-            "--host",
-            settings.api_host,
-            "--port",
-            str(settings.api_port),
-            "--log-level",
-            settings.log_level,
-            "--timeout-graceful-shutdown",
-            str(API_GRACEFUL_SHUTDOWN),
-            "--proxy-headers",
-            "--no-server-header",
-            *extra,
-        ]
+    # The migration runs in a child (`boards migrate`) while this process imports the app: the
+    # two take about as long each, and there are two cores. The app serves only once the schema
+    # is at head, so no request ever meets a half-migrated database.
+    migration = (
+        subprocess.Popen([sys.executable, "-m", "boards", "migrate"])
+        if settings.migrate_on_start
+        else None
     )
+    # uvicorn restores the SIGTERM disposition it found and re-raises the signal after its
+    # graceful shutdown. Found as "ignore", that re-raise is a no-op and the process exits 0,
+    # also when it is not PID 1 (docker run --init, tests). As PID 1 the kernel ignores a
+    # default SIGTERM anyway. Set after the child is started, which must stay stoppable.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    import boards.api.app  # noqa: F401 (imported here, beside the migration; uvicorn reuses it)
+
+    if migration is not None and migration.wait() != EXIT_OK:
+        return EXIT_FAILURE  # the child has said why
+    from uvicorn.main import main as uvicorn_main
+
+    # Same process, so the container's PID 1 is the server; uvicorn's own CLI parses the
+    # arguments (`boards api --workers 2 ...`) and exits with uvicorn's exit code.
+    uvicorn_main.main(args=uvicorn_argv(settings, extra), prog_name="uvicorn")
+    return EXIT_OK
 
 
 def worker_argv(settings: Settings, extra: Sequence[str] = ()) -> list[str]:

@@ -11,10 +11,9 @@ Exit 0 = healthy, 1 = unhealthy.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from boards import defaults
@@ -56,35 +55,53 @@ def check_worker(age: float) -> tuple[bool, str]:
     return False, f"worker heartbeat stale: {age:.1f}s old (max {HEARTBEAT_MAX_AGE:.0f}s)"
 
 
-def api_url() -> str:
-    port = _env("BOARDS_API_PORT", str(defaults.API_PORT))
-    host = _env("BOARDS_API_HOST", "127.0.0.1")
+def api_address() -> tuple[str, int]:
+    """Host and port of the API in this container (a wildcard bind is probed on loopback)."""
+    host = _env("BOARDS_API_HOST", "127.0.0.1").strip("[]")
     if host in _WILDCARD_HOSTS or host == "localhost":
         host = "127.0.0.1"
-    elif ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"http://{host}:{port}/health"
+    port = _env("BOARDS_API_PORT", str(defaults.API_PORT))
+    return host, int(port) if port.isdigit() else -1
 
 
-def check_api(url: str, timeout: float = HTTP_TIMEOUT) -> tuple[bool, str]:
-    if not url.startswith("http://"):
-        return False, f"refusing to probe {url!r}"
+def api_url() -> str:
+    host, port = api_address()
+    return f"http://[{host}]:{port}/health" if ":" in host else f"http://{host}:{port}/health"
+
+
+def check_api(host: str, port: int, timeout: float = HTTP_TIMEOUT) -> tuple[bool, str]:
+    """``GET /health`` over a plain socket: urllib and http.client would cost this check more
+    CPU in imports than the request itself, and it runs every few seconds for the container's
+    whole life."""
+    url = api_url()
+    if not 0 < port < 65536:
+        return False, f"bad BOARDS_API_PORT for {url}"
+    request = f"GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (http only)
-            status = int(response.status)
-    except urllib.error.HTTPError as exc:
-        status = exc.code
-    except (OSError, ValueError) as exc:
+        with socket.create_connection((host, port), timeout=timeout) as conn:
+            conn.settimeout(timeout)
+            conn.sendall(request)
+            head = b""
+            while b"\r\n" not in head and len(head) < 1024:
+                chunk = conn.recv(1024)
+                if not chunk:
+                    break
+                head += chunk
+    except (OSError, UnicodeError) as exc:
         return False, f"GET {url} failed: {exc}"
-    if status == 200:
+    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+    parts = status_line.split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
+        return False, f"GET {url}: not an HTTP answer ({status_line[:60]!r})"
+    if parts[1] == "200":
         return True, f"GET {url} -> 200"
-    return False, f"GET {url} -> {status}"
+    return False, f"GET {url} -> {parts[1]}"
 
 
 def main() -> int:
     run_dir = Path(_env("BOARDS_RUN_DIR", defaults.RUN_DIR))
     age = newest_heartbeat_age(run_dir)
-    healthy, detail = check_worker(age) if age is not None else check_api(api_url())
+    healthy, detail = check_worker(age) if age is not None else check_api(*api_address())
     stream = sys.stdout if healthy else sys.stderr
     stream.write(("healthy: " if healthy else "unhealthy: ") + detail + "\n")
     return 0 if healthy else 1

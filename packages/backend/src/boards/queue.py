@@ -1,22 +1,25 @@
-"""The Redis side shared by the API (enqueue, probe) and the worker (broker construction)."""
+"""The Redis side shared by the API (enqueue, probe) and the worker (broker construction).
+
+redis-py and dramatiq are imported by the functions that use them, not by this module: the API
+imports it at start and would otherwise spend a fifth of its start-up on them before it answers
+``/health``; the API warms them up right after it starts serving (:func:`warm_up`).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import threading
-from typing import Any
-
-import redis
-from dramatiq import Message
-from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
-from dramatiq.common import dq_name
-from dramatiq.middleware import Middleware
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from typing import TYPE_CHECKING, Any
 
 from boards import defaults
 from boards.jobs import ACTOR_NAME, QUEUE_NAME
+
+if TYPE_CHECKING:
+    import redis
+    from dramatiq import Message
+    from dramatiq.brokers.redis import RedisBroker
+    from dramatiq.middleware import Middleware
 
 logger = logging.getLogger("boards.queue")
 
@@ -29,11 +32,15 @@ REDIS_SOCKET_TIMEOUT = 5.0
 #: their queue. dramatiq's default (0.1 %) leaves a killed worker's messages stranded for
 #: minutes on a quiet queue; at 5 % an idle worker's fetches run it every few seconds. (The
 #: reconciler's lease check is the bound we promise; this is the fast path.)
-MAINTENANCE_CHANCE = MAINTENANCE_SCALE * 5 // 100
+MAINTENANCE_PERCENT = 5
 
 
 def redis_client(url: str) -> redis.Redis:
     """A client that fails fast: short timeouts and no hidden retries (callers decide)."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     return redis.Redis.from_url(
         url,
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
@@ -51,11 +58,13 @@ def redis_broker(
     heartbeat_timeout: float = defaults.BROKER_HEARTBEAT_TIMEOUT,
 ) -> RedisBroker:
     """A dramatiq Redis broker on :func:`redis_client`; no connection is made here."""
+    from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
+
     broker = RedisBroker(  # type: ignore[no-untyped-call]
         client=redis_client(url),
         middleware=middleware or [],
         heartbeat_timeout=int(heartbeat_timeout * 1000),
-        maintenance_chance=MAINTENANCE_CHANCE,
+        maintenance_chance=MAINTENANCE_SCALE * MAINTENANCE_PERCENT // 100,
     )
     return broker
 
@@ -66,6 +75,8 @@ def held_job_ids(broker: RedisBroker) -> set[str]:
     dramatiq keeps every message's body in ``<namespace>:<queue>.msgs`` until it is acked, and
     the delayed ones in the ``.DQ`` queue's hash. Raises redis errors when Redis is unreachable.
     """
+    from dramatiq.common import dq_name
+
     held: set[str] = set()
     for queue in (QUEUE_NAME, dq_name(QUEUE_NAME)):
         key = f"{broker.namespace}:{queue}.msgs"
@@ -81,6 +92,8 @@ def held_job_ids(broker: RedisBroker) -> set[str]:
 
 def job_message(job_id: str, *, time_limit_ms: int | None = None) -> Message[Any]:
     """The ``process_job`` message for one job (the API's and the reconciler's sends)."""
+    from dramatiq import Message
+
     options: dict[str, Any] = {}
     if time_limit_ms is not None:
         options["time_limit"] = time_limit_ms
@@ -119,6 +132,13 @@ class JobQueue:
                 if self._broker is None:
                     self._broker = redis_broker(self.url, heartbeat_timeout=self.heartbeat_timeout)
         return self._broker
+
+    def warm_up(self) -> None:
+        """Import the broker's libraries and build it (no connection): the first send is then
+        as fast as the others."""
+        job_message("warm-up")
+        if self.url:
+            _ = self.broker
 
     def ping(self) -> None:
         """Raise if the broker does not answer within the socket timeouts."""

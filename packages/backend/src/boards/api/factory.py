@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,10 +16,22 @@ from boards.api.metrics import ApiMetrics
 from boards.api.middleware import BodyLimit, HttpMetrics, RequestContext
 from boards.api.routes import health, jobs, metrics
 from boards.db import get_database
+from boards.migrations import head_revision
 from boards.queue import JobQueue
 from boards.settings import Settings
 
 logger = logging.getLogger("boards.api")
+
+
+def warm_up(services: Services) -> None:
+    """Import what the job and system-health routes need beyond ``/health`` (the broker's
+    libraries, alembic for the head revision), beside the serving loop, so the API answers
+    ``/health`` before that work is done and the first job is not the one that pays for it."""
+    try:
+        services.queue.warm_up()
+        head_revision(services.settings.alembic_ini)
+    except Exception:  # the routes report the same failure themselves when they are called
+        logger.debug("warm-up failed", exc_info=True)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -39,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
             services.database.backend,
             "redis" if services.queue.configured else "not configured",
         )
+        threading.Thread(target=warm_up, args=(services,), name="warm-up", daemon=True).start()
         yield
         services.queue.close()
         services.database.dispose()
