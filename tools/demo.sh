@@ -8,8 +8,8 @@ cd "$root"
 
 tools/image/build.sh --tag boards-backend:local
 export BOARDS_IMAGE=boards-backend:local
-BOARDS_POSTGRES_IMAGE=$(uv run --frozen boards-images resolve postgres)
-BOARDS_REDIS_IMAGE=$(uv run --frozen boards-images resolve redis)
+BOARDS_POSTGRES_IMAGE=$(tools/standins/resolve.sh postgres)
+BOARDS_REDIS_IMAGE=$(tools/standins/resolve.sh redis)
 export BOARDS_POSTGRES_IMAGE BOARDS_REDIS_IMAGE
 
 docker compose up --detach --no-build --wait --wait-timeout 120

@@ -52,7 +52,7 @@ touch_code="echo \"# bench \$(date +%s%N)\" >> $work/packages/backend/src/boards
   "${build[*]} --context $work --quiet"
 
 echo "== run"
-redis_image=$(uv run --frozen boards-images resolve redis)
+redis_image=$(tools/standins/resolve.sh redis)
 docker network create bench-net >/dev/null
 docker volume create bench-data >/dev/null  # SQLite shared by the API and the worker
 docker run -d --name bench-redis --network bench-net "$redis_image" >/dev/null
