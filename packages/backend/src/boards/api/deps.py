@@ -21,7 +21,9 @@ class Services:
     metrics: ApiMetrics
 
 
-def get_services(request: Request) -> Services:
+# The dependencies here and the routes' own small ones are `async def` although they never
+# await: FastAPI runs a plain `def` dependency on the thread pool, one thread hop each per request.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 

@@ -13,8 +13,11 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
-def health() -> dict[str, str]:
-    """Liveness: the process answers. Touches neither the database nor the broker."""
+async def health() -> dict[str, str]:
+    """Liveness: the process answers. Touches neither the database nor the broker.
+
+    On the event loop, not the thread pool: a pool busy with slow database calls must not make
+    an orchestrator's liveness probe time out and restart a working API."""
     return {"status": "ok"}
 
 

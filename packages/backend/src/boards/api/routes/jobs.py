@@ -32,7 +32,7 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 MAX_IDEMPOTENCY_KEY = 255
 
 
-def require_json(request: Request) -> None:
+async def require_json(request: Request) -> None:
     """415 unless the body is declared JSON (``application/json`` or ``application/*+json``)."""
     declared = request.headers.get("content-type")
     if declared:
@@ -48,7 +48,7 @@ def require_json(request: Request) -> None:
     )
 
 
-def idempotency_key(
+async def idempotency_key(
     key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> str | None:
     if key is None:
