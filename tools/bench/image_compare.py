@@ -99,7 +99,7 @@ class Image:
     def build(self, context: Path, tag: str) -> float:
         if self.name == "project":
             return timed("tools/image/build.sh", "--tag", tag, "--context", str(context), "--quiet")
-        if self.name == "pip":  # the constraints exported from uv.lock, inside the context
+        if self.name == "pip" and context != ROOT:  # the constraints, inside the context
             (context / CONSTRAINTS).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(ROOT / CONSTRAINTS, context / CONSTRAINTS)
         argv = [
@@ -226,8 +226,8 @@ HEALTHCHECK_CPU = (
 
 def rss_mb(container: str) -> float:
     """Resident memory of the container's processes (ps on the host: `docker top`)."""
-    out = run("docker", "top", container, "-o", "rss").split()[1:]
-    return sum(int(kib) for kib in out) * 1024 / MB
+    rows = run("docker", "top", container, "-o", "pid,rss").splitlines()[1:]
+    return sum(int(row.split()[1]) for row in rows) * 1024 / MB
 
 
 # -- one round of one image ----------------------------------------------------------------------
@@ -342,6 +342,17 @@ def worker_round(image: Image, redis_image: str) -> dict[str, float]:
 
 
 # -- report --------------------------------------------------------------------------------------
+
+
+def one_round(image: Image, work: Path, cold: bool, base_size: int) -> dict[str, float]:
+    figures = build_round(image, work, cold)
+    figures["size"] = size(image.tag)
+    figures["over_base"] = figures["size"] - base_size
+    figures.update(api_round(image))
+    figures["over_floor_s"] = figures["health_s"] - figures["floor_s"]
+    if image.name == "project":
+        figures.update(worker_round(image, image.bases["redis"]))
+    return figures
 
 
 def table(medians: dict[str, dict[str, float]], names: list[str], cold: bool) -> Table:
@@ -486,26 +497,31 @@ def main() -> int:
     images = {name: Image(name, bases) for name in names}
     started = {"date": today(), "machine": machine()}
     rounds: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    failed: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="image-compare-") as tmp:
         work = Path(tmp)
         run("tools/image/copy-workspace.sh", str(work))
         for number in range(1, args.rounds + 1):
             for name, image in images.items():
+                if name in failed:
+                    continue
                 log(f"round {number}/{args.rounds}: {name}")
-                figures = build_round(image, work, args.cold)
-                figures["size"] = size(image.tag)
-                figures["over_base"] = figures["size"] - base_size
-                figures.update(api_round(image))
-                figures["over_floor_s"] = figures["health_s"] - figures["floor_s"]
-                if name == "project":
-                    figures.update(worker_round(image, bases["redis"]))
-                rounds[name].append(figures)
+                try:
+                    rounds[name].append(one_round(image, work, args.cold, base_size))
+                except (RuntimeError, TimeoutError) as error:  # the others still get measured
+                    log(f"{name} failed, left out of the remaining rounds: {error}")
+                    failed[name] = str(error).splitlines()[0]
     for image in images.values():  # our own scratch tag; the :latest ones stay for inspection
         subprocess.run(["docker", "image", "rm", image.changed_tag], capture_output=True)
     medians = {
         name: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
         for name, runs in rounds.items()
+        if runs
     }
+    names = [name for name in names if name in medians]
+    if not names:
+        log("no image was measured")
+        return 1
     result = {
         **started,
         "machine_after": machine(),
@@ -514,6 +530,7 @@ def main() -> int:
         "base": {"image": bases["python"], "size": base_size},
         "uv": bases["uv"],
         "images": {name: {"tag": images[name].tag, "rounds": rounds[name]} for name in names},
+        "failed": failed,
         "median": medians,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -526,6 +543,8 @@ def main() -> int:
         f"{result['machine_after']} after"
     )
     print(heading + "\n\n" + report.markdown())
+    for name, reason in failed.items():
+        print(f"\n{name}: failed ({reason}); its figures are from the rounds before, if any")
     for name in names:
         exits = {k: v for k, v in medians[name].items() if k.endswith("_exit") and v != 0}
         if exits:
