@@ -18,7 +18,8 @@
 # files' contents, the settings the recipes read, PATH, the stand-in's image id) and asked
 # again when that changes or after BOARDS_STANDIN_RECHECK_AFTER seconds (default a day: the
 # machine's CPython, which the python recipe copies, is found through PATH and pyenv).
-# Cache: BOARDS_IMAGES_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/boards/images).
+# Cache: BOARDS_IMAGES_CACHE (default ${XDG_CACHE_HOME:-~/.cache}/boards/images; safe to delete).
+# BOARDS_STANDIN_BUILDER: what ensures a stand-in (default build.sh; the tests give a stub).
 # Exit codes: 0 answered, 1 no image can be had, 2 bad usage.
 set -euo pipefail
 
