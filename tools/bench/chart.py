@@ -14,12 +14,17 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 from report import Table, number
 
-#: One colour per column, the judged one (the project, last) in the strongest.
-COLOURS = ["#9e9e9e", "#64b5f6", "#1565c0", "#ef6c00", "#2e7d32"]
+#: Colours from the last column backwards: the judged one (the project, last) in the strongest.
+COLOURS = ["#1565c0", "#64b5f6", "#9e9e9e", "#ef6c00", "#2e7d32"]
 
 
 def bar_chart(table: Table, out: Path, title: str, caption: str) -> Path:
-    sections = table.sections()
+    # A panel of zeros (error counts, when there were none) says nothing a chart can show.
+    sections = {
+        name: rows
+        for name, rows in table.sections().items()
+        if any(v for row in rows for v in row.values.values())
+    }
     columns = list(table.columns)
     heights = [max(1.2, 0.32 * len(rows) * len(columns) + 0.5) for rows in sections.values()]
     figure, axes = plt.subplots(
@@ -32,7 +37,7 @@ def bar_chart(table: Table, out: Path, title: str, caption: str) -> Path:
     bar = 0.8 / len(columns)
     for axis, (name, rows) in zip(axes[:, 0], sections.items(), strict=True):
         unit = rows[0].unit
-        top = max((v for r in rows for v in r.values.values() if v is not None), default=1)
+        top = max((v for r in rows for v in r.values.values() if v is not None), default=0) or 1
         for index, column in enumerate(columns):
             ys, widths, texts = [], [], []
             for position, row in enumerate(rows):
@@ -42,7 +47,7 @@ def bar_chart(table: Table, out: Path, title: str, caption: str) -> Path:
                 ys.append(position + (index - (len(columns) - 1) / 2) * bar)
                 widths.append(value)
                 texts.append(number(value, row.unit, row.digits))
-            colour = COLOURS[index % len(COLOURS)]
+            colour = COLOURS[(len(columns) - 1 - index) % len(COLOURS)]
             axis.barh(ys, widths, height=bar * 0.9, color=colour, label=column)
             for y, width, text in zip(ys, widths, texts, strict=True):
                 axis.text(width + top * 0.01, y, text, va="center", fontsize=7)
@@ -58,7 +63,8 @@ def bar_chart(table: Table, out: Path, title: str, caption: str) -> Path:
                     label=None if labelled else "goal",
                 )
                 labelled = True
-        axis.set_yticks(range(len(rows)), [row.label for row in rows], fontsize=8)
+        labels = [row.label.replace("`", "") for row in rows]
+        axis.set_yticks(range(len(rows)), labels, fontsize=8)
         axis.invert_yaxis()
         axis.set_xlim(0, top * 1.18)
         axis.set_title(f"{name} ({unit})" if unit and unit not in name else name, fontsize=10)

@@ -42,10 +42,11 @@ class Goal:
                 return False
         return True
 
-    def text(self, unit: str, digits: int) -> str:
+    def text(self, unit: str) -> str:
         parts = []
         if self.limit is not None:
-            parts.append(f"{'≤' if self.at_most else '≥'} {number(self.limit, unit, digits)}")
+            limit = f"{self.limit:g}"
+            parts.append(f"{'≤' if self.at_most else '≥'} {limit}{_spaced(unit)}")
         if self.than:
             parts.append(f"{'≤' if self.at_most else '≥'} {', '.join(self.than)}")
         return ", ".join(parts)
@@ -64,10 +65,11 @@ class Row:
 
 
 def number(value: float, unit: str, digits: int) -> str:
-    text = f"{value:.{digits}f}"
-    if not unit:
-        return text
-    return f"{text}{unit}" if unit in ("x", "%") else f"{text} {unit}"
+    return f"{value:.{digits}f}{_spaced(unit)}"
+
+
+def _spaced(unit: str) -> str:
+    return unit if not unit or unit in ("x", "%") else f" {unit}"
 
 
 @dataclass
@@ -123,7 +125,7 @@ class Table:
         if row.goal is None:
             return ""
         judged = row.values.get(self.judged or self.columns[-1])
-        text = row.goal.text(row.unit, row.digits)
+        text = row.goal.text(row.unit)
         if judged is None:
             return text
         return f"{text} {MET if row.goal.met(judged, row.values) else MISSED}"

@@ -1,8 +1,8 @@
 """`just bench`: the runtime benchmark against the compose stack (API, one worker with its
 default settings, PostgreSQL, Redis), all on this machine.
 
-Prints markdown tables and writes a JSON file of the figures (for the chart and
-docs/performance.md):
+Prints a markdown table (tools/bench/report.py), writes a JSON file of the figures and a PNG
+chart (tools/bench/chart.py; docs/performance/runtime.png with --write-docs):
 
 * throughput: `wrk` at 32 connections on `GET /health` (the framework's ceiling) and on
   `POST /api/v1/jobs` (tools/bench/post-job.lua), the ratio of the two, p50/p99, errors;
@@ -28,7 +28,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import chart
 import httpx
+from report import Goal, Table, machine, today
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "boards-bench"
@@ -54,7 +56,7 @@ class Stack:
         self.env = dict(os.environ, BOARDS_IMAGE=image, BOARDS_API_PORT=str(port))
         for kind in ("postgres", "redis"):
             self.env[f"BOARDS_{kind.upper()}_IMAGE"] = run(
-                "uv", "run", "--frozen", "boards-images", "resolve", kind, capture=True
+                "tools/standins/resolve.sh", kind, capture=True
             ).strip()
 
     def compose(self, *args: str, capture: bool = False) -> str:
@@ -178,40 +180,66 @@ def drain(stack: Stack, jobs: int, clients: int) -> dict[str, Any]:
 # -- report --------------------------------------------------------------------------------------
 
 
-def _row(name: str, figures: dict[str, Any]) -> str:
-    return (
-        f"| {name} | {figures['rps']:.0f} | {figures['p50_ms']:.1f} ms "
-        f"| {figures['p99_ms']:.1f} ms | {figures['errors']} |"
-    )
-
-
-def report(results: dict[str, Any]) -> str:
+def table(results: dict[str, Any]) -> Table:
     health, post = results["health"], results["post"]
     rt, dr = results["round_trip"], results["drain"]
-    return "\n".join(
-        [
-            f"Runtime benchmark, {results['date']}, {results['cores']} cores, "
-            f"load average before: {results['load']}",
-            "",
-            "| wrk, 32 connections | requests/s | p50 | p99 | errors |",
-            "| --- | ---: | ---: | ---: | ---: |",
-            _row("`GET /health`", health),
-            _row("`POST /api/v1/jobs`", post),
-            "",
-            f"POST / health throughput: **{post['rps'] / health['rps']:.2f}**",
-            "",
-            "| jobs | figure |",
-            "| --- | --- |",
-            f"| round trip, {rt['jobs']} sequential jobs "
-            f"| p50 {rt['p50_ms']:.1f} ms, p99 {rt['p99_ms']:.1f} ms |",
-            f"| drain, {dr['jobs']} jobs from 32 clients | last POST {dr['submit_s']:.1f} s, "
-            f"last job final {dr['final_s']:.1f} s: **{dr['ratio']:.2f} x** |",
-            f"| worker throughput | {dr['jobs_per_s']:.0f} jobs/s "
-            "(one worker container, default settings) |",
-            f"| PostgreSQL per job | {dr['commits_per_job']:.1f} transactions, "
-            f"{dr['row_writes_per_job']:.1f} row writes |",
-        ]
+    out = Table(["measured"])
+    wrk_ = "throughput, wrk at 32 connections"
+    out.add("`GET /health` (the ceiling)", health["rps"], "req/s", digits=0, section=wrk_)
+    out.add("`POST /api/v1/jobs`", post["rps"], "req/s", digits=0, section=wrk_)
+    ratios = "ratios"
+    out.add(
+        "POST / health throughput",
+        post["rps"] / health["rps"],
+        "x",
+        digits=2,
+        goal=Goal(0.4, at_most=False),
+        section=ratios,
     )
+    out.add(
+        f"drain: last job final / last POST ({dr['jobs']} jobs, 32 clients)",
+        dr["ratio"],
+        "x",
+        digits=2,
+        goal=Goal(1.25),
+        section=ratios,
+    )
+    latency = "latency"
+    out.add("`GET /health` p50", health["p50_ms"], "ms", section=latency)
+    out.add("`GET /health` p99", health["p99_ms"], "ms", section=latency)
+    out.add("`POST /api/v1/jobs` p50", post["p50_ms"], "ms", section=latency)
+    out.add("`POST /api/v1/jobs` p99", post["p99_ms"], "ms", goal=Goal(100.0), section=latency)
+    out.add(
+        f"round trip p50 ({rt['jobs']} sequential jobs)",
+        rt["p50_ms"],
+        "ms",
+        goal=Goal(20.0),
+        section=latency,
+    )
+    out.add(
+        f"round trip p99 ({rt['jobs']} sequential jobs)",
+        rt["p99_ms"],
+        "ms",
+        goal=Goal(60.0),
+        section=latency,
+    )
+    drain_ = "drain"
+    out.add("drain: last POST returned", dr["submit_s"], "s", section=drain_)
+    out.add("drain: last job final", dr["final_s"], "s", section=drain_)
+    out.add(
+        "worker: jobs per second (one container, defaults)",
+        dr["jobs_per_s"],
+        "jobs/s",
+        digits=0,
+        section="worker",
+    )
+    per_job = "PostgreSQL per job"
+    out.add("transactions per job (API and worker)", dr["commits_per_job"], section=per_job)
+    out.add("row writes per job", dr["row_writes_per_job"], section=per_job)
+    errors = "errors"
+    out.add("`GET /health` errors", health["errors"], digits=0, goal=Goal(0), section=errors)
+    out.add("`POST /api/v1/jobs` errors", post["errors"], digits=0, goal=Goal(0), section=errors)
+    return out
 
 
 def main() -> int:
@@ -223,6 +251,9 @@ def main() -> int:
     parser.add_argument("--drain-jobs", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=ROOT / ".cache/bench/runtime.json")
     parser.add_argument("--keep", action="store_true", help="leave the stack running")
+    parser.add_argument(
+        "--write-docs", action="store_true", help="chart to docs/performance/, not .cache/bench/"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         if os.geteuid() != 0:
@@ -235,11 +266,7 @@ def main() -> int:
     log(f"starting the stack ({PROJECT}) on {stack.url}")
     stack.up()
     try:
-        results: dict[str, Any] = {
-            "date": time.strftime("%Y-%m-%d"),
-            "cores": os.cpu_count(),
-            "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
-        }
+        results: dict[str, Any] = {"date": today(), "machine": machine()}
         log("wrk: GET /health")
         results["health"] = wrk(f"{stack.url}/health", args.seconds, 32)
         log("wrk: POST /api/v1/jobs")
@@ -255,8 +282,13 @@ def main() -> int:
             stack.down()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
-    print(report(results))
-    log(f"figures written to {args.out}")
+    report = table(results)
+    title = "Runtime benchmark: compose stack, API + one worker + PostgreSQL + Redis"
+    caption = f"{results['date']}, {results['machine']} before the run"
+    print(f"{title}, {caption}\n\n{report.markdown()}")
+    charts = ROOT / ("docs/performance" if args.write_docs else ".cache/bench")
+    png = chart.bar_chart(report, charts / "runtime.png", title, caption)
+    log(f"figures written to {args.out}, chart to {png}")
     return 0
 
 
