@@ -66,9 +66,9 @@ image-verify image *args:
 bench *args:
     {{poe}} bench {{args}}
 
-# Time cold, no-change and code-change builds, start-to-healthy and stop
-image-bench tag="boards-backend:bench":
-    {{poe}} image-bench --tag {{tag}}
+# Builds, size, start-up, RSS and stop of the image beside a naive pip and a uv-docker-example image (`--rounds N`, `--cold`, `--only project`)
+image-compare *args:
+    {{poe}} image-compare {{args}}
 
 # Validate the workflows (schema, zizmor, policy), the Renovate config and the uv versions
 ci-lint:
