@@ -58,9 +58,9 @@ def request_fingerprint(payload: str, delay_seconds: float) -> str:
 
 
 def _execute(db: Database, stmt: Any) -> int:
-    """One write statement in its own transaction; returns the rows it touched. A Core
+    """One write statement, committed on its own; returns the rows it touched. A Core
     connection, not an ORM session: these statements need no unit of work."""
-    with db.engine.begin() as conn:
+    with db.autocommit.connect() as conn:
         return int(conn.execute(stmt).rowcount)
 
 
@@ -118,9 +118,10 @@ def create_job(
         enqueued_at=utcnow(),
     )
     try:
-        # A Core INSERT: the ORM's unit of work costs more than the statement for one new row.
-        with db.engine.begin() as conn:
-            conn.execute(insert(Job), [_row_of(job)])
+        # A Core INSERT in autocommit: the ORM's unit of work, and BEGIN/COMMIT round trips,
+        # cost more than the statement for one new row.
+        with db.autocommit.connect() as conn:
+            conn.execute(insert(Job), _row_of(job))
     except IntegrityError:
         # The same key, committed by a concurrent request a moment ago.
         if idempotency_key is None:
@@ -235,12 +236,11 @@ def claim_job(
     ``held`` (running under another delivery's live lease)."""
     now = now or utcnow()
     params = {"b_id": job_id, "b_now": now, "b_until": now + timedelta(seconds=lease)}
-    with db.engine.connect() as conn:
+    # Autocommit: the guarded UPDATE ... RETURNING is atomic on its own, one round trip.
+    with db.autocommit.connect() as conn:
         row = conn.execute(_CLAIM, params).first()
         if row is not None:
-            conn.commit()
             return Claim(job_id, int(row.attempts), row.payload, float(row.delay_seconds))
-        conn.rollback()
         status = conn.scalar(select(Job.status).where(Job.id == job_id))
     if status is None:
         return "missing"
@@ -265,7 +265,7 @@ def finish_job(
         "b_error": error,
         "b_now": utcnow(),
     }
-    with db.engine.begin() as conn:
+    with db.autocommit.connect() as conn:
         return bool(conn.execute(_FINISH, params).rowcount)
 
 
