@@ -1,12 +1,13 @@
-"""Make the third-party packages of a site-packages directory bytecode-only, in place.
+"""Compile the third-party packages of a site-packages directory to bytecode only, in place.
 
     python bytecode-only.py SITE_PACKAGES
 
-Run by the Dockerfile's `deps` stage after `uv sync` has compiled every module
-(UV_COMPILE_BYTECODE). Each `pkg/__pycache__/mod.cpython-312.pyc` is moved to `pkg/mod.pyc`
-(the "legacy" place, where Python imports it from when `mod.py` is absent) and `mod.py` goes:
-the image then holds each module once, as bytecode, instead of twice (21 MB of sources). The
-`boards` package is installed later, in the builder stage, so it keeps its sources.
+Run by the Dockerfile's `deps` stage after `uv sync` (which compiles nothing there) and after
+the bundled test suites are gone, so no time goes into compiling what is deleted. Each `mod.py`
+is compiled to `mod.pyc` beside it (compileall's "legacy" layout: where Python imports a
+module from when its source is absent) and `mod.py` goes: the image holds each module once,
+as bytecode, instead of twice (21 MB of sources). The `boards` package is installed later, in
+the builder stage, so it keeps its sources.
 
 The cost: a traceback through a dependency shows its file and line number but not the line's
 text, and anything that reads a module's source at run time gets none. The packages below do
@@ -15,6 +16,8 @@ that, and keep their sources:
 
 from __future__ import annotations
 
+import compileall
+import re
 import sys
 from pathlib import Path
 
@@ -39,25 +42,22 @@ def main(argv: list[str]) -> int:
         print("usage: bytecode-only.py SITE_PACKAGES", file=sys.stderr)
         return 2
     root = Path(argv[0])
-    tag = sys.implementation.cache_tag  # e.g. cpython-312: the tag uv compiled for
+    kept_paths = [root / keep for keep in sorted(KEEP)]
+    # Kept packages: bytecode in __pycache__ beside their sources, as uv would have compiled it.
+    skip_kept = re.compile("|".join(re.escape(f"{path}/") for path in kept_paths))
+    compileall.compile_dir(root, quiet=1, legacy=True, workers=0, rx=skip_kept)
+    for path in kept_paths:
+        compileall.compile_dir(path, quiet=1, workers=0)
+    # A file that does not compile (compileall has said which) has no .pyc and keeps its source.
     moved = removed = 0
-    for cache in sorted(root.rglob("__pycache__")):
-        if kept(cache, root):
-            continue
-        for pyc in cache.glob(f"*.{tag}.pyc"):
-            source = cache.parent / (pyc.name.removesuffix(f".{tag}.pyc") + ".py")
-            if not source.is_file():
-                continue  # no source next to it: not ours to move
-            pyc.rename(source.with_suffix(".pyc"))
+    for source in sorted(root.rglob("*.py")):
+        if not kept(source, root) and source.with_suffix(".pyc").is_file():
             source.unlink()
             moved += 1
-        if not any(cache.iterdir()):
-            cache.rmdir()
     for path in sorted(root.rglob("*")):
         if path.suffix in BUILD_ONLY and path.is_file() and not kept(path, root):
             path.unlink()
             removed += 1
-    # A source uv could not compile stays (Python then compiles it at import, as it would have).
     print(f"bytecode-only: {moved} modules as bytecode only, {removed} build-time files removed")
     return 0
 

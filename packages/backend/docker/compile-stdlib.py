@@ -39,9 +39,7 @@ def main(argv: list[str]) -> int:
         return 2
     listing, out = Path(argv[0]), Path(argv[1])
     stdlib = Path(sysconfig.get_path("stdlib"))
-    names = [
-        line.split("#", 1)[0].strip() for line in listing.read_text().splitlines()
-    ]
+    names = [line.split("#", 1)[0].strip() for line in listing.read_text().splitlines()]
     count = 0
     for name in filter(None, names):
         source = source_of(name, stdlib)

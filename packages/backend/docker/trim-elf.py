@@ -69,7 +69,6 @@ class Section:
     def file_size(self) -> int:
         return 0 if self.type == SHT_NOBITS else self.size
 
-
     @property
     def info_is_index(self) -> bool:
         """Whether sh_info names a section (relocations; SHF_INFO_LINK) rather than a count."""
@@ -86,7 +85,7 @@ def dropped(section: Section, index: int, symtab_strtab: int) -> bool:
 
 
 def trim(data: bytes) -> bytes | None:
-    """The trimmed file, or None when there is nothing to drop or the layout is not the plain one."""
+    """The trimmed file; None when there is nothing to drop or the layout is not the plain one."""
     try:
         return _trim(data)
     except (struct.error, ValueError, KeyError):
@@ -112,8 +111,8 @@ def _trim(data: bytes) -> bytes | None:
     # The mapped part: program headers and every segment's file bytes.
     mapped_end = phoff + phnum * phentsize
     for i in range(phnum):
-        fields = struct.unpack_from(phdr, data, phoff + i * phentsize)
-        p_offset, p_filesz = (fields[2], fields[5]) if wide else (fields[1], fields[4])
+        segment = struct.unpack_from(phdr, data, phoff + i * phentsize)
+        p_offset, p_filesz = (segment[2], segment[5]) if wide else (segment[1], segment[4])
         mapped_end = max(mapped_end, p_offset + p_filesz)
 
     raw = [list(struct.unpack_from(shdr, data, shoff + i * shentsize)) for i in range(shnum)]
