@@ -130,6 +130,19 @@ class Image:
         return [self.tag, "boards", role] if self.name == "uv-example" else [self.tag, role]
 
 
+def rules(ignore_file: Path) -> list[str]:
+    lines = (line.strip() for line in ignore_file.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def same_context() -> None:
+    """The uv-example reference builds from the project's scoped context (a copy of its rules)."""
+    project = ROOT / "packages/backend/.dockerignore"
+    copy = REFERENCE / "uv-example.Dockerfile.dockerignore"
+    if rules(project) != rules(copy):
+        raise SystemExit(f"image-compare: {copy} no longer has the rules of {project}: update it")
+
+
 def just() -> str:
     return shutil.which("just") or str(ROOT / ".venv/bin/just")
 
@@ -477,6 +490,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     names = [n for n in NAMES if not args.only or n in args.only]
+    same_context()
     bases = {kind: resolve(kind) for kind in ("python", "uv", "redis")}
     base_size = size(bases["python"])
     (ROOT / CONSTRAINTS).parent.mkdir(parents=True, exist_ok=True)
@@ -536,7 +550,7 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     report = table(medians, names, args.cold)
-    kind = "cold" if args.cold else "warm, provisional (no --cold)"
+    kind = "cold" if args.cold else "warm, provisional: no --cold"
     heading = (
         f"Image comparison, {started['date']}, median of {args.rounds} ({kind}); "
         f"base {bases['python']} ({base_size / MB:.1f} MB); {started['machine']} before, "

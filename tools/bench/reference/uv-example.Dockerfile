@@ -1,7 +1,7 @@
 # Reference image for `just image-compare` (tools/bench/image_compare.py), never shipped:
 # astral-sh/uv-docker-example's multistage.Dockerfile (commit 00701a3), adapted to this workspace.
 # Every change from the example is marked "Adapted:". The context is the project's own scoped
-# context: uv-example.Dockerfile.dockerignore is a link to packages/backend's.
+# context: uv-example.Dockerfile.dockerignore has packages/backend/.dockerignore's rules.
 
 # Adapted: base and uv as build args. The example builds on ghcr.io/astral-sh/uv:python3.12-
 # bookworm-slim and runs on python:3.12-slim-bookworm; here both stages use the project's resolved
