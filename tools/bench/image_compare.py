@@ -488,7 +488,12 @@ def main() -> int:
     parser.add_argument(
         "--write-docs", action="store_true", help="chart to docs/performance/, not .cache/bench/"
     )
+    parser.add_argument(
+        "--report", type=Path, metavar="JSON", help="print and chart a saved run; no builds"
+    )
     args = parser.parse_args()
+    if args.report:
+        return present(json.loads(args.report.read_text()), args.write_docs)
     names = [n for n in NAMES if not args.only or n in args.only]
     same_context()
     bases = {kind: resolve(kind) for kind in ("python", "uv", "redis")}
@@ -524,7 +529,7 @@ def main() -> int:
                     rounds[name].append(one_round(image, work, args.cold, base_size))
                 except (RuntimeError, TimeoutError) as error:  # the others still get measured
                     log(f"{name} failed, left out of the remaining rounds: {error}")
-                    failed[name] = str(error).splitlines()[0]
+                    failed[name] = [line for line in str(error).splitlines() if line][-1]
     for image in images.values():  # our own scratch tag; the :latest ones stay for inspection
         subprocess.run(["docker", "image", "rm", image.changed_tag], capture_output=True)
     medians = {
@@ -549,28 +554,37 @@ def main() -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
-    report = table(medians, names, args.cold)
-    kind = "cold" if args.cold else "warm, provisional: no --cold"
+    log(f"figures written to {args.out}")
+    return present(result, args.write_docs)
+
+
+def present(result: dict[str, Any], write_docs: bool) -> int:
+    """Print the table and draw the chart of a run (just measured, or read back by --report)."""
+    medians: dict[str, dict[str, float]] = result["median"]
+    names = [name for name in NAMES if name in medians]
+    report = table(medians, names, result["cold"])
+    kind = "cold" if result["cold"] else "warm, provisional: no --cold"
+    base = result["base"]
     heading = (
-        f"Image comparison, {started['date']}, median of {args.rounds} ({kind}); "
-        f"base {bases['python']} ({base_size / MB:.1f} MB); {started['machine']} before, "
+        f"Image comparison, {result['date']}, median of {result['rounds']} ({kind}); "
+        f"base {base['image']} ({base['size'] / MB:.1f} MB); {result['machine']} before, "
         f"{result['machine_after']} after"
     )
     print(heading + "\n\n" + report.markdown())
-    for name, reason in failed.items():
+    for name, reason in result["failed"].items():
         print(f"\n{name}: failed ({reason}); its figures are from the rounds before, if any")
     for name in names:
         exits = {k: v for k, v in medians[name].items() if k.endswith("_exit") and v != 0}
         if exits:
             print(f"\n{name}: non-zero exit codes on stop: {exits}")
-    charts = ROOT / ("docs/performance" if args.write_docs else ".cache/bench")
+    charts = ROOT / ("docs/performance" if write_docs else ".cache/bench")
     png = chart.bar_chart(
         report,
         charts / "image-compare.png",
-        f"Image comparison, median of {args.rounds} ({kind})",
-        f"{started['date']}, {started['machine']}",
+        f"Image comparison, median of {result['rounds']} ({kind})",
+        f"{result['date']}, {result['machine']}",
     )
-    log(f"figures written to {args.out}, chart to {png}")
+    log(f"chart written to {png}")
     return 0
 
 
