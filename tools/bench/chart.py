@@ -67,7 +67,7 @@ def bar_chart(table: Table, out: Path, title: str, caption: str) -> Path:
         axis.set_yticks(range(len(rows)), labels, fontsize=8)
         axis.invert_yaxis()
         axis.set_xlim(0, top * 1.18)
-        axis.set_title(f"{name} ({unit})" if unit and unit not in name else name, fontsize=10)
+        axis.set_title(f"{name} ({unit})" if unit else name, fontsize=10)
         axis.grid(axis="x", alpha=0.3)
         axis.tick_params(axis="x", labelsize=7)
     legend: dict[str, object] = {}
@@ -76,7 +76,7 @@ def bar_chart(table: Table, out: Path, title: str, caption: str) -> Path:
             legend.setdefault(label, handle)
     axes[0, 0].legend(list(legend.values()), list(legend), fontsize=8, loc="lower right")
     figure.suptitle(f"{title}\n{caption}", fontsize=11)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.98))
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=110)
     plt.close(figure)

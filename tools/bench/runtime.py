@@ -251,6 +251,7 @@ def main() -> int:
     parser.add_argument("--drain-jobs", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=ROOT / ".cache/bench/runtime.json")
     parser.add_argument("--keep", action="store_true", help="leave the stack running")
+    parser.add_argument("--no-build", action="store_true", help="use --image as it is")
     parser.add_argument(
         "--write-docs", action="store_true", help="chart to docs/performance/, not .cache/bench/"
     )
@@ -261,7 +262,8 @@ def main() -> int:
             return 2
         log("installing wrk (Debian)")
         run("apt-get", "install", "-y", "-qq", "wrk", capture=True)
-    run("tools/image/build.sh", "--tag", args.image)
+    if not args.no_build:
+        run("tools/image/build.sh", "--tag", args.image)
     stack = Stack(args.port, args.image)
     log(f"starting the stack ({PROJECT}) on {stack.url}")
     stack.up()
