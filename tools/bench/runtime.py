@@ -282,11 +282,12 @@ def main() -> int:
     finally:
         if not args.keep:
             stack.down()
+    results["machine_after"] = machine()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     report = table(results)
     title = "Runtime benchmark: compose stack, API + one worker + PostgreSQL + Redis"
-    caption = f"{results['date']}, {results['machine']} before the run"
+    caption = f"{results['date']}, {results['machine']} before, {results['machine_after']} after"
     print(f"{title}, {caption}\n\n{report.markdown()}")
     charts = ROOT / ("docs/performance" if args.write_docs else ".cache/bench")
     png = chart.bar_chart(report, charts / "runtime.png", title, caption)
