@@ -20,16 +20,8 @@ migration runs beside it.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
-
-if TYPE_CHECKING:
-    from boards.settings import Settings
 
 from boards import exits
 from boards.exits import FAILURE as EXIT_FAILURE
@@ -37,6 +29,14 @@ from boards.exits import NOT_EXECUTABLE as EXIT_NOT_EXECUTABLE
 from boards.exits import NOT_FOUND as EXIT_NOT_FOUND
 from boards.exits import OK as EXIT_OK
 from boards.exits import USAGE as EXIT_USAGE
+
+# `boards healthcheck` starts here every few seconds: the typing module alone would cost it half
+# of its imports. The usual constant, which type checkers read as True.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NoReturn
+
+    from boards.settings import Settings
 
 #: Seconds uvicorn waits for open requests after SIGTERM (well inside Docker's 10 s).
 API_GRACEFUL_SHUTDOWN = 3
@@ -59,9 +59,11 @@ def _resolve(program: str) -> str:
     """Prefer the executable next to this interpreter (the venv), then PATH."""
     if os.sep in program:
         return program
-    sibling = Path(sys.executable).parent / program
-    if sibling.is_file() and os.access(sibling, os.X_OK):
-        return str(sibling)
+    import shutil
+
+    sibling = os.path.join(os.path.dirname(sys.executable), program)
+    if os.path.isfile(sibling) and os.access(sibling, os.X_OK):
+        return sibling
     return shutil.which(program) or program
 
 
@@ -129,6 +131,8 @@ def run_api(extra: Sequence[str]) -> int:
     # The migration runs in a child (`boards migrate`) while this process imports the app: the
     # two take about as long each, and there are two cores. The app serves only once the schema
     # is at head, so no request ever meets a half-migrated database.
+    import subprocess
+
     migration = (
         subprocess.Popen([sys.executable, "-m", "boards", "migrate"])
         if settings.migrate_on_start
@@ -138,6 +142,8 @@ def run_api(extra: Sequence[str]) -> int:
     # graceful shutdown. Found as "ignore", that re-raise is a no-op and the process exits 0,
     # also when it is not PID 1 (docker run --init, tests). As PID 1 the kernel ignores a
     # default SIGTERM anyway. Set after the child is started, which must stay stoppable.
+    import signal
+
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     import boards.api.app  # noqa: F401 (imported here, beside the migration; uvicorn reuses it)
 
@@ -172,6 +178,8 @@ def prepare_worker_metrics(settings: Settings) -> None:
     empty multiprocess directory (files of a previous run would be added to this one's)."""
     if settings.worker_metrics_port == 0:
         return
+    import shutil
+
     metrics_dir = settings.run_dir / "prometheus"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True, exist_ok=True)
