@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
 
 from boards import exits
 from boards.exits import FAILURE as EXIT_FAILURE
@@ -30,10 +29,11 @@ from boards.exits import NOT_FOUND as EXIT_NOT_FOUND
 from boards.exits import OK as EXIT_OK
 from boards.exits import USAGE as EXIT_USAGE
 
-# `boards healthcheck` starts here every few seconds: the typing module alone would cost it half
-# of its imports. The usual constant, which type checkers read as True.
+# `boards healthcheck` starts here every few seconds: typing and collections.abc alone would
+# cost it half of its imports. The usual constant, which type checkers read as True.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import NoReturn
 
     from boards.settings import Settings
