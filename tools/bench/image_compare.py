@@ -370,7 +370,9 @@ def one_round(image: Image, work: Path, cold: bool, base_size: int) -> dict[str,
 
 def table(medians: dict[str, dict[str, float]], names: list[str], cold: bool) -> Table:
     columns = [TITLES[name] for name in names]
-    out = Table(columns, title="", judged=TITLES["project"] if "project" in names else None)
+    out = Table(
+        columns, title="", judged=TITLES["project"] if "project" in names else "(no project column)"
+    )
 
     def values(key: str, scale: float = 1) -> dict[str, float | None]:
         found = {TITLES[n]: medians[n].get(key) for n in names}
