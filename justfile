@@ -42,9 +42,10 @@ engine:
 standins:
     {{poe}} standins
 
-# Build the backend image (tag overridable: `just image boards-backend:dev`)
+# Build the backend image (tag overridable: `just image boards-backend:dev`); the tool itself,
+# not a poe task: `uv run poe` would add half a second to a re-build that has nothing to do
 image tag="boards-backend:local":
-    {{poe}} image --tag {{tag}}
+    tools/image/build.sh --tag {{tag}}
 
 # Lint the Dockerfile with hadolint (.hadolint.yaml)
 image-lint:
