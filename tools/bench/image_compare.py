@@ -154,18 +154,6 @@ def size(image: str) -> int:
 # -- probes --------------------------------------------------------------------------------------
 
 
-def http_status(port: int, path: str, method: str = "GET", body: str | None = None) -> int:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        headers = {"content-type": "application/json"} if body else {}
-        connection.request(method, path, body=body, headers=headers)
-        return connection.getresponse().status
-    except (OSError, http.client.HTTPException):
-        return 0  # not listening yet (docker-proxy accepts, then the reset)
-    finally:
-        connection.close()
-
-
 def http_json(port: int, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
@@ -177,7 +165,7 @@ def http_json(port: int, path: str, body: dict[str, Any] | None = None) -> tuple
         response = connection.getresponse()
         return response.status, json.loads(response.read() or b"null")
     except (OSError, http.client.HTTPException, ValueError):
-        return 0, None
+        return 0, None  # not listening yet (docker-proxy accepts, then the reset), or no JSON
     finally:
         connection.close()
 
@@ -273,11 +261,11 @@ def api_round(image: Image) -> dict[str, float]:
     try:
         began = time.perf_counter()
         run("docker", "run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8800", image.tag)
-        at = until("/health 200", lambda: http_status(port, "/health") == 200, name)
+        at = until("/health 200", lambda: http_json(port, "/health")[0] == 200, name)
         figures["health_s"] = at - began
         ready = until(
             "system health 200",
-            lambda: http_status(port, "/api/v1/system/health") == 200,
+            lambda: http_json(port, "/api/v1/system/health")[0] == 200,
             name,
         )
         figures["system_health_s"] = ready - began

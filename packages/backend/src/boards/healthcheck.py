@@ -68,16 +68,19 @@ def api_address() -> tuple[str, int]:
     return host, int(port) if port.isdigit() else -1
 
 
-def api_url() -> str:
-    host, port = api_address()
+def health_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/health" if ":" in host else f"http://{host}:{port}/health"
+
+
+def api_url() -> str:
+    return health_url(*api_address())
 
 
 def check_api(host: str, port: int, timeout: float = HTTP_TIMEOUT) -> tuple[bool, str]:
     """``GET /health`` over a plain socket: urllib and http.client would cost this check more
     CPU in imports than the request itself, and it runs every few seconds for the container's
     whole life."""
-    url = api_url()
+    url = health_url(host, port)
     if not 0 < port < 65536:
         return False, f"bad BOARDS_API_PORT for {url}"
     request = f"GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()

@@ -57,11 +57,11 @@ def request_fingerprint(payload: str, delay_seconds: float) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _execute(db: Database, stmt: Any) -> int:
+def _execute(db: Database, stmt: Any, params: dict[str, Any] | None = None) -> int:
     """One write statement, committed on its own; returns the rows it touched. A Core
     connection, not an ORM session: these statements need no unit of work."""
     with db.autocommit.connect() as conn:
-        return int(conn.execute(stmt).rowcount)
+        return int(conn.execute(stmt, params).rowcount)
 
 
 # -- submitting ----------------------------------------------------------------------------------
@@ -265,8 +265,7 @@ def finish_job(
         "b_error": error,
         "b_now": utcnow(),
     }
-    with db.autocommit.connect() as conn:
-        return bool(conn.execute(_FINISH, params).rowcount)
+    return bool(_execute(db, _FINISH, params))
 
 
 def hand_back(db: Database, claim: Claim) -> bool:

@@ -2,7 +2,7 @@
 
 redis-py and dramatiq are imported by the functions that use them, not by this module: the API
 imports it at start and would otherwise spend a fifth of its start-up on them before it answers
-``/health``; the API warms them up right after it starts serving (:func:`warm_up`).
+``/health``; the API warms them up right after it starts serving (:meth:`JobQueue.warm_up`).
 """
 
 from __future__ import annotations
@@ -134,9 +134,8 @@ class JobQueue:
         return self._broker
 
     def warm_up(self) -> None:
-        """Import the broker's libraries and build it (no connection): the first send is then
-        as fast as the others."""
-        job_message("warm-up")
+        """Import the broker's libraries (dramatiq, redis-py) and build it, without connecting:
+        the first send is then as fast as the others. Without a broker nothing is ever sent."""
         if self.url:
             _ = self.broker
 
