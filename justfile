@@ -13,6 +13,10 @@ default:
 test *args:
     {{poe}} test {{args}}
 
+# Run the fast tier between edits: no image builds (unit, API and worker integration, docs)
+test-fast *args:
+    {{poe}} test-fast {{args}}
+
 # Fault-injection suite on the real stack: load, faults, hostile input; prints the table
 chaos *args:
     {{poe}} chaos {{args}}

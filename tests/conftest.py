@@ -5,10 +5,24 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from tests.image.support import build_image
+
+
+#: The slow suites: each folder's tests carry the marker of its name (registered in pyproject.toml).
+SLOW_SUITES = ("image", "chaos", "kubernetes", "ci")
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.is_relative_to(_HERE):
+            suite = item.path.relative_to(_HERE).parts[0]
+            if suite in SLOW_SUITES:
+                item.add_marker(getattr(pytest.mark, suite))
 
 
 @pytest.fixture(scope="session")
