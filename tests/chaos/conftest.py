@@ -15,7 +15,8 @@ from tests.chaos.recorder import Recorder
 from tests.chaos.stack import Stack, running_stack
 
 HERE = Path(__file__).parent
-#: The phases in the order the issue tells them: load, then the faults, then hostile input.
+#: The phases in order: load, then the faults, then hostile input (each phase's table rows in
+#: the order it ran).
 PHASES = ("test_load.py", "test_faults.py", "test_hostile_input.py")
 RESULTS = pytest.StashKey[Recorder]()
 

@@ -190,9 +190,9 @@ def prepare_worker_metrics(settings: Settings) -> None:
 
 #: Milliseconds an idle worker's consumers wait at most between polls of Redis, and its worker
 #: threads between looks at their work queue (dramatiq's `dramatiq_worker_timeout`). dramatiq's
-#: default, 1000, adds up to a second to a job that arrives at a quiet worker. Measured on an
-#: idle worker (defaults, 50 threads): 1000 ms 5.3 % of a core, 300 ms 6.7 %, 100 ms 11.5 %,
-#: 20 ms 31 %. Set `dramatiq_worker_timeout` in the environment to trade the other way.
+#: default, 1000, adds up to a second to a job that arrives at a quiet worker; a shorter poll
+#: costs an idle worker more CPU (figures: docs/operations.md). Set `dramatiq_worker_timeout`
+#: in the environment to trade the other way.
 WORKER_IDLE_POLL_MS = 100
 
 
