@@ -30,6 +30,10 @@ lint-package package:
     {{poe}} -C packages/{{package}} lint
     {{poe}} -C packages/{{package}} typecheck
 
+# Prove one workspace package stands alone: deptry, and its wheel installed in a clean venv
+member-check package:
+    tools/ci/member-check.sh {{quote(package)}}
+
 # Lint the code: Python (ruff, mypy) and the Dockerfile (hadolint); workflows: `just ci-lint`
 lint:
     {{poe}} lint
@@ -42,7 +46,7 @@ fmt:
 engine:
     tools/engine/ensure-docker.sh
 
-# Build stand-in base/service images where the official ones cannot be pulled
+# Print BOARDS_*_IMAGE=... for the python, uv, postgres and redis images: the official ones, or local stand-ins built where they cannot be pulled (`eval "$(just standins)"`)
 standins:
     {{poe}} standins
 
