@@ -8,6 +8,9 @@
 #   uv (pinned, into its own virtualenv, linked from ~/.local/bin), a Docker engine with BuildKit
 #   (tools/engine),
 #   and the workspace environment from uv.lock (`uv sync --locked` fails on a stale lock).
+# Before the command: the python, uv, postgres and redis images, resolved once by
+# tools/standins (the official ones, or local stand-ins where they cannot be pulled, with a loud
+# notice), exported as BOARDS_<KIND>_IMAGE for the build and the tests; variables already set win.
 set -euo pipefail
 
 # The uv version: the tag of the Dockerfile's UV_IMAGE default, the one place it is written.
@@ -47,4 +50,8 @@ log "syncing the workspace environment (uv.lock)"
 uv sync --locked --quiet
 
 [ $# -gt 0 ] || exit 0
+images=$(tools/standins/resolve.sh --env) || { log "no image for every kind (tools/standins/README.md)"; exit 1; }
+set -a
+eval "$images"
+set +a
 exec uv run --frozen "$@"

@@ -6,11 +6,10 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
+# Image names come from the environment (BOARDS_PYTHON_IMAGE, BOARDS_UV_IMAGE for the build,
+# BOARDS_POSTGRES_IMAGE, BOARDS_REDIS_IMAGE for compose.yaml); unset, the official ones.
 tools/image/build.sh --tag boards-backend:local
 export BOARDS_IMAGE=boards-backend:local
-BOARDS_POSTGRES_IMAGE=$(tools/standins/resolve.sh postgres)
-BOARDS_REDIS_IMAGE=$(tools/standins/resolve.sh redis)
-export BOARDS_POSTGRES_IMAGE BOARDS_REDIS_IMAGE
 
 docker compose up --detach --no-build --wait --wait-timeout 120
 port=${BOARDS_API_PORT:-8800}

@@ -4,6 +4,8 @@
 #   resolve.sh KIND             print the image to use on stdout
 #   resolve.sh --explain KIND   print "KIND<TAB>OFFICIAL<TAB>USED<TAB>official|standin<TAB>REASON"
 #   resolve.sh --names KIND     print "OFFICIAL STANDIN" (tools/standins/build.sh --names)
+#   resolve.sh --env            every kind: print BOARDS_<KIND>_IMAGE=USED lines, for `eval`,
+#                               `set -a; . FILE` or $GITHUB_ENV (what `just standins` runs)
 #
 # KIND: python | uv | postgres | redis. In order:
 #   1. BOARDS_<KIND>_IMAGE, when set, is used as given;
@@ -28,9 +30,19 @@ log() { printf 'resolve.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 usage() {
-  printf 'usage: %s [--explain | --names] python|uv|postgres|redis\n' "$0" >&2
+  printf 'usage: %s [--explain | --names] python|uv|postgres|redis | --env\n' "$0" >&2
   exit 2
 }
+
+# Sequential: the lines come out in a fixed order, each kind's notices just before its line.
+if [ "${1:-}" = --env ]; then
+  [ $# -eq 1 ] || usage
+  for kind in python uv postgres redis; do
+    used=$("$0" "$kind") || exit 1
+    printf 'BOARDS_%s_IMAGE=%q\n' "${kind^^}" "$used"
+  done
+  exit 0
+fi
 
 mode=answer
 case "${1:-}" in

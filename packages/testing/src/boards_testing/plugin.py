@@ -3,8 +3,9 @@
 Session fixtures:
 
 ``python_image``, ``uv_image``, ``postgres_image``, ``redis_image``
-    The image name to use for each kind (official, or the local stand-in; see
-    :mod:`boards_testing.images`), resolved once per session.
+    The image name to use for each kind: ``--python-image`` ... when given, else
+    ``BOARDS_<KIND>_IMAGE``, else ``postgres:15`` / ``redis:7`` (python and uv have no default
+    here: their tests are skipped, saying how to set them). See :mod:`boards_testing.images`.
 ``docker_client``
     A ``docker.DockerClient`` for the local engine.
 ``postgres_container`` / ``postgres_url``
@@ -43,7 +44,6 @@ if os.environ.get("DOCKER_HOST", "unix://").startswith("unix://"):
     os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
     os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
 
-import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -100,39 +100,49 @@ def loopback_url(
     return f"{scheme}://{LOOPBACK}:{loopback_port(container, port)}/{path.lstrip('/')}"
 
 
-def _resolve_visibly(config: pytest.Config, kind: str) -> str:
-    """Resolve an image with output capture off, so a stand-in build shows its progress."""
-    capman = config.pluginmanager.getplugin("capturemanager")
-    quiet = capman.global_and_fixture_disabled() if capman else contextlib.nullcontext()
-    with quiet:
-        try:
-            return images.resolve(kind)
-        except images.ImageError as exc:
-            pytest.fail(f"no {kind} image: {exc}", pytrace=False)
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("boards", "boards images (default: BOARDS_<KIND>_IMAGE)")
+    for kind in images.KINDS:
+        group.addoption(f"--{kind}-image", metavar="IMAGE", help=f"the {kind} image to use")
+
+
+#: {kind: (image, official image it stands in for)} of the stand-ins this session used.
+_standins: dict[str, tuple[str, str]] = {}
+
+
+def _image(config: pytest.Config, docker_client: Any, kind: str) -> str:
+    try:
+        image = images.image_name(kind, config.getoption(f"--{kind}-image"))
+    except images.ImageNotSet as exc:
+        pytest.skip(str(exc))
+    official = images.standin_for(docker_client, image)
+    if official is not None:
+        _standins[kind] = (image, official)
+    return image
 
 
 @pytest.fixture(scope="session")
-def python_image(pytestconfig: pytest.Config) -> str:
-    """The python:3.12-slim image to use (official or stand-in)."""
-    return _resolve_visibly(pytestconfig, "python")
+def python_image(pytestconfig: pytest.Config, docker_client: Any) -> str:
+    """The backend's base image (python:3.12-slim family) to use."""
+    return _image(pytestconfig, docker_client, "python")
 
 
 @pytest.fixture(scope="session")
-def uv_image(pytestconfig: pytest.Config) -> str:
-    """The ghcr.io/astral-sh/uv image to use (official or stand-in)."""
-    return _resolve_visibly(pytestconfig, "uv")
+def uv_image(pytestconfig: pytest.Config, docker_client: Any) -> str:
+    """The ghcr.io/astral-sh/uv image to use."""
+    return _image(pytestconfig, docker_client, "uv")
 
 
 @pytest.fixture(scope="session")
-def postgres_image(pytestconfig: pytest.Config) -> str:
-    """The postgres:15 image to use (official or stand-in)."""
-    return _resolve_visibly(pytestconfig, "postgres")
+def postgres_image(pytestconfig: pytest.Config, docker_client: Any) -> str:
+    """The PostgreSQL image to use (default postgres:15)."""
+    return _image(pytestconfig, docker_client, "postgres")
 
 
 @pytest.fixture(scope="session")
-def redis_image(pytestconfig: pytest.Config) -> str:
-    """The redis:7 image to use (official or stand-in)."""
-    return _resolve_visibly(pytestconfig, "redis")
+def redis_image(pytestconfig: pytest.Config, docker_client: Any) -> str:
+    """The Redis image to use (default redis:7)."""
+    return _image(pytestconfig, docker_client, "redis")
 
 
 @pytest.fixture(scope="session")
@@ -257,12 +267,9 @@ def network_redis_url(network_redis: RedisContainer) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Repeat, at the end of the run, which official images were stood in for."""
-    standins = images.used_standins()
-    if not standins:
+    """Say, at the end of the run, which official images were stood in for."""
+    if not _standins:
         return
     terminalreporter.section("boards: STAND-IN IMAGES WERE USED", sep="!", yellow=True, bold=True)
-    for r in standins:
-        terminalreporter.line(
-            f"{r.kind}: {r.used} IN PLACE OF THE OFFICIAL {r.official} ({r.reason})", yellow=True
-        )
+    for kind, (image, official) in _standins.items():
+        terminalreporter.line(f"{kind}: {image} IN PLACE OF THE OFFICIAL {official}", yellow=True)
