@@ -7,7 +7,7 @@ A member is any ``packages/<dir>/pyproject.toml``; nothing else registers it. Wh
 * On a pull request: the members whose files changed, according to ``git diff --name-only``
   between the merge commit GitHub checks out and its first parent (the base branch), plus
   - every member when a workspace-wide file changed (``GLOBAL_FILES``: the lock, the root
-    pyproject, the justfile, .python-version, this workflow and these scripts);
+    pyproject, the justfile, .python-version, this workflow, these scripts and tools/ci/);
   - every member when a member that ships a pytest plugin changed (its
     ``[project.entry-points.pytest11]`` loads into every member's tests: boards-testing);
   - the members that name a changed member in their pyproject (dependencies, sources), and so on.
@@ -40,7 +40,7 @@ GLOBAL_FILES = frozenset(
         ".github/workflows/packages.yml",
     }
 )
-GLOBAL_PREFIXES = (".github/scripts/",)
+GLOBAL_PREFIXES = (".github/scripts/", "tools/ci/")
 REQUIRED_TASKS = ("lint", "typecheck", "test")
 DIR_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

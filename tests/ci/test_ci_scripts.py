@@ -118,6 +118,7 @@ def test_a_new_member_is_picked_up_without_registration(workspace: Path) -> None
         ([".python-version"], ["backend", "cli", "client", "testing"]),
         ([".github/workflows/packages.yml"], ["backend", "cli", "client", "testing"]),
         ([".github/scripts/require_success.py"], ["backend", "cli", "client", "testing"]),
+        (["tools/ci/member-check.sh"], ["backend", "cli", "client", "testing"]),
         ([".github/workflows/backend-image.yml"], []),
     ],
 )

@@ -1,162 +1,218 @@
-"""The Renovate config: Renovate's own validator accepts it, and Renovate's own extraction finds
-every pin it is meant to keep current (base image digest, uv everywhere, actions, scanners)."""
+"""The Renovate config, offline: check-jsonschema's vendored Renovate schema accepts it (also with
+unknown options forbidden), and the regex manager's matchStrings find every version marked for
+it in the files it targets. Renovate's own validator runs in ci-checks.yml, pinned there."""
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable
-from functools import cache
+import subprocess
+import sys
+from collections import Counter
+from importlib import resources
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
+import json5
 import pytest
-import yaml
 
-from tests.ci import renovate
+from tests.ci.workflows import ROOT, WORKFLOWS, WORKFLOWS_DIR, load, steps
 
-ROOT = renovate.ROOT
-WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
-USES = re.compile(
-    r"^\s*(?:-\s+)?uses:\s*(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40})\s+#\s+(?P<version>v\S+)"
+CONFIG = ROOT / ".github" / "renovate.json5"
+MARKER = re.compile(r"#\s*renovate: datasource=")
+VALIDATOR = re.compile(
+    r"^npx --yes --package renovate@(?P<version>\S+) -- renovate-config-validator --strict "
+    r"\.github/renovate\.json5$"
 )
+EXACT = re.compile(r"^\d+\.\d+\.\d+$")
 
 
-class Pin(NamedTuple):
-    manager: str
-    file: str
-    dep: str
-    value: str
-    digest: str | None = None
+def check_jsonschema(*args: str) -> str | None:
+    """check-jsonschema's report, or None when the file validates."""
+    binary = Path(sys.executable).parent / "check-jsonschema"
+    result = subprocess.run(
+        [str(binary), *args], check=False, capture_output=True, text=True, timeout=120
+    )
+    return None if result.returncode == 0 else result.stdout + result.stderr
 
 
-@pytest.fixture(scope="module")
-def renovate_home() -> Path:
-    try:
-        return renovate.install()
-    except renovate.RenovateUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
+def strict_schema(tmp_path: Path) -> Path:
+    """The vendored schema with every object closed: a misspelt or retired option (such as
+    `fileMatch`, now `managerFilePatterns`) fails, as in Renovate's own validator."""
+    vendor = resources.files("check_jsonschema.builtin_schemas.vendor") / "renovate.json"
+    schema = json.loads(vendor.read_text())
+
+    def close(node: object) -> None:
+        if isinstance(node, dict):
+            if "properties" in node and not {"additionalProperties", "patternProperties"} & set(
+                node
+            ):
+                node["additionalProperties"] = False
+            for value in node.values():
+                close(value)
+        elif isinstance(node, list):
+            for value in node:
+                close(value)
+
+    close(schema)
+    schema["properties"]["$schema"] = {"type": "string"}
+    path = tmp_path / "renovate-strict.json"
+    path.write_text(json.dumps(schema))
+    return path
 
 
-@cache
-def extracted() -> tuple[Pin, ...]:
-    found = []
-    for manager, files in renovate.extract().items():
-        for package_file in files:
-            for dep in package_file.get("deps", []):
-                found.append(
-                    Pin(
-                        manager,
-                        package_file["packageFile"],
-                        str(dep.get("depName")),
-                        str(dep.get("currentValue")),
-                        dep.get("currentDigest"),
-                    )
-                )
-    return tuple(found)
+def schema_errors(config: Path, tmp_path: Path) -> str | None:
+    report = check_jsonschema("--builtin-schema", "vendor.renovate", str(config))
+    strict = check_jsonschema("--schemafile", str(strict_schema(tmp_path)), str(config))
+    return None if report is None and strict is None else f"{report or ''}{strict or ''}"
 
 
-def missing_pins(found: Iterable[Pin], expected: Iterable[Pin]) -> list[str]:
-    """The expected pins Renovate does not see (a digest of None means: any, or none)."""
-    have = {(p.manager, p.file, p.dep, p.value): p.digest for p in found}
+def config() -> dict[str, Any]:
+    data: dict[str, Any] = json5.loads(CONFIG.read_text())
+    return data
+
+
+def regex_pins(cfg: dict[str, Any], files: dict[str, str]) -> Counter[tuple[str, str, str]]:
+    """(file, depName, currentValue) for every match of the regex managers, as Renovate finds
+    them: the files whose path matches managerFilePatterns, the matchStrings in Python syntax."""
+    found: Counter[tuple[str, str, str]] = Counter()
+    for manager in cfg.get("customManagers", []):
+        assert manager["customType"] == "regex"
+        patterns = [re.compile(p.strip("/")) for p in manager["managerFilePatterns"]]
+        regexes = [re.compile(m.replace("(?<", "(?P<")) for m in manager["matchStrings"]]
+        for rel, text in files.items():
+            if any(p.search(rel) for p in patterns):
+                for regex in regexes:
+                    for match in regex.finditer(text):
+                        found[(rel, match["depName"], match["currentValue"])] += 1
+    return found
+
+
+def unmatched_markers(cfg: dict[str, Any], files: dict[str, str]) -> list[str]:
+    """`# renovate:` lines no matchString reads: the pin below them would never be updated."""
+    found = regex_pins(cfg, files)
     bad = []
-    for pin in expected:
-        key = (pin.manager, pin.file, pin.dep, pin.value)
-        if key not in have:
-            bad.append(f"{pin.file}: Renovate does not see {pin.dep} {pin.value} ({pin.manager})")
-        elif pin.digest is not None and have[key] != pin.digest:
-            bad.append(f"{pin.file}: Renovate sees {pin.dep} without its digest {pin.digest}")
+    for rel, text in files.items():
+        marked = len(MARKER.findall(text))
+        matched = sum(n for (file, _, _), n in found.items() if file == rel)
+        if marked != matched:
+            bad.append(
+                f"{rel}: {marked} `# renovate:` line(s), {matched} read by the regex manager"
+            )
     return bad
 
 
-def expected_pins() -> list[Pin]:
-    pins = []
+def targeted_files() -> dict[str, str]:
+    paths = [ROOT / "pyproject.toml", *WORKFLOWS]
+    return {str(p.relative_to(ROOT)): p.read_text() for p in paths}
+
+
+def expected_pins() -> Counter[tuple[str, str, str]]:
+    """What the regex manager must find: uv (the Dockerfile's tag) in pyproject.toml and in every
+    setup-uv step, the grype and syft versions, and the pinned Renovate validator."""
     dockerfile = (ROOT / "packages/backend/Dockerfile").read_text()
-    for name in ("PYTHON_IMAGE", "UV_IMAGE"):
-        ref = re.search(rf"^ARG {name}=(\S+)$", dockerfile, re.M)
-        assert ref, f"no ARG {name} default"
-        image, _, digest = ref[1].partition("@")
-        dep, _, tag = image.rpartition(":")
-        pins.append(Pin("dockerfile", "packages/backend/Dockerfile", dep, tag, digest or None))
-    uv = next(p.value for p in pins if p.dep == "ghcr.io/astral-sh/uv")
-    pins.append(Pin("regex", "pyproject.toml", "ghcr.io/astral-sh/uv", uv))
+    ref = re.search(r"^ARG UV_IMAGE=ghcr\.io/astral-sh/uv:([^@\s]+)", dockerfile, re.M)
+    assert ref, "no ARG UV_IMAGE default"
+    uv = ref[1]
+    pins: Counter[tuple[str, str, str]] = Counter(
+        {("pyproject.toml", "ghcr.io/astral-sh/uv", uv): 1}
+    )
     for path in WORKFLOWS:
         rel = str(path.relative_to(ROOT))
-        text = path.read_text()
-        for line in text.splitlines():
-            if match := USES.match(line):
-                repo = "/".join(match["action"].split("/")[:2])  # codeql-action/upload-sarif
-                pins.append(Pin("github-actions", rel, repo, match["version"], match["sha"]))
-        for job in (yaml.safe_load(text).get("jobs") or {}).values():
-            for step in job.get("steps") or []:
-                if str(step.get("uses", "")).startswith("astral-sh/setup-uv@"):
-                    pins.append(Pin("regex", rel, "ghcr.io/astral-sh/uv", uv))
-                for key, dep in (
-                    ("grype-version", "anchore/grype"),
-                    ("syft-version", "anchore/syft"),
-                ):
-                    if key in (step.get("with") or {}):
-                        pins.append(Pin("regex", rel, dep, str(step["with"][key])))
-    package = ROOT / ".github/renovate-validator/package.json"
-    version = re.search(r'"renovate": "([^"]+)"', package.read_text())
-    assert version
-    pins.append(Pin("npm", str(package.relative_to(ROOT)), "renovate", version[1]))
+        for _, _, step in steps(load(path.read_text())):
+            if str(step.get("uses", "")).startswith("astral-sh/setup-uv@"):
+                pins[(rel, "ghcr.io/astral-sh/uv", uv)] += 1
+            for key, dep in (("grype-version", "anchore/grype"), ("syft-version", "anchore/syft")):
+                if key in (step.get("with") or {}):
+                    pins[(rel, dep, str(step["with"][key]))] += 1
+            if match := VALIDATOR.match(str(step.get("run", ""))):
+                pins[(rel, "renovate", match["version"])] += 1
     return pins
 
 
-def test_config_validates(renovate_home: Path) -> None:
-    result = renovate.validate(renovate.CONFIG)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Config validated successfully" in result.stdout
+# ------------------------------------------------------------------------------------------
+# the real config
+# ------------------------------------------------------------------------------------------
+def test_config_validates_against_renovate_schema(tmp_path: Path) -> None:
+    assert schema_errors(CONFIG, tmp_path) is None
 
 
-# One bad sample with four mistakes (one validator run costs seconds): each must be reported.
-BAD_CONFIG = """{
-  "fileMatch": ["x"],
-  "schedule": "someday",
-  "lockFileMaintenance": {"enabled": "yes"},
-  "packageRules": [{"matchPackageNames": ["x"], "groupNme": "y"}]
-}"""
-
-
-def test_validator_rejects_bad_config(renovate_home: Path, tmp_path: Path) -> None:
-    bad = tmp_path / "renovate.json"
-    bad.write_text(BAD_CONFIG)
-    result = renovate.validate(bad)
-    assert result.returncode != 0
-    report = result.stdout + result.stderr
-    for mistake in ("fileMatch", "schedule", "lockFileMaintenance.enabled", "groupNme"):
-        assert mistake in report, f"{mistake} not reported:\n{report}"
-
-
-def test_renovate_finds_every_pin(renovate_home: Path) -> None:
+def test_regex_manager_finds_every_marked_pin() -> None:
     expected = expected_pins()
-    assert len([p for p in expected if p.dep == "ghcr.io/astral-sh/uv"]) >= 4
-    assert missing_pins(extracted(), expected) == []
+    assert sum(n for (_, dep, _), n in expected.items() if dep == "ghcr.io/astral-sh/uv") >= 4
+    assert {dep for _, dep, _ in expected} >= {"anchore/grype", "anchore/syft", "renovate"}
+    files = targeted_files()
+    assert regex_pins(config(), files) == expected
+    assert unmatched_markers(config(), files) == []
+
+
+def test_renovate_validator_is_pinned_and_run_in_ci() -> None:
+    runs = [
+        str(step.get("run", ""))
+        for _, _, step in steps(load((WORKFLOWS_DIR / "ci-checks.yml").read_text()))
+    ]
+    versions = [m["version"] for run in runs if (m := VALIDATOR.match(run))]
+    assert len(versions) == 1, "ci-checks.yml runs renovate-config-validator once"
+    assert EXACT.match(versions[0]), f"renovate@{versions[0]} is not an exact version"
 
 
 def test_lock_maintenance_and_groups_are_configured() -> None:
-    text = renovate.CONFIG.read_text()
-    assert re.search(r"lockFileMaintenance:\s*\{\s*enabled:\s*true", text)
-    for group in ("uv", "python base image", "GitHub Actions"):
-        assert f'groupName: "{group}"' in text
+    cfg = config()
+    assert cfg["lockFileMaintenance"]["enabled"] is True
+    groups = {rule.get("groupName") for rule in cfg["packageRules"]}
+    assert {"uv", "python base image", "GitHub Actions", "renovate config validator"} <= groups
 
 
-def test_pin_checker_rejects_what_renovate_would_miss() -> None:
-    found = [
-        Pin("dockerfile", "packages/backend/Dockerfile", "python", "3.12-slim-bookworm"),
-        Pin("github-actions", ".github/workflows/x.yml", "actions/checkout", "v7.0.1", "a" * 40),
+# ------------------------------------------------------------------------------------------
+# the checks reject bad samples
+# ------------------------------------------------------------------------------------------
+# One bad sample, several mistakes: each must be reported.
+BAD_CONFIG = """{
+  extendz: ["config:recommended"],
+  timezone: 5,
+  labels: "dependencies",
+  lockFileMaintenance: {enabled: "yes"},
+  customManagers: [{customType: "regexx", fileMatch: ["x"], matchStrings: ["x"]}],
+  packageRules: [{matchPackageNames: ["x"], groupNme: "y", rangeStrategy: "sometimes"}],
+}
+"""
+
+
+def test_schema_check_rejects_bad_config(tmp_path: Path) -> None:
+    bad = tmp_path / "renovate.json5"
+    bad.write_text(BAD_CONFIG)
+    report = schema_errors(bad, tmp_path)
+    assert report is not None
+    for mistake in (
+        "'extendz' was unexpected",
+        "$.timezone",
+        "$.labels",
+        "$.lockFileMaintenance.enabled",
+        "$.customManagers[0].customType",
+        "'fileMatch' was unexpected",
+        "'groupNme' was unexpected",
+        "$.packageRules[0].rangeStrategy",
+    ):
+        assert mistake in report, f"{mistake} not reported:\n{report}"
+
+
+def test_pin_check_rejects_a_marker_the_regex_cannot_read() -> None:
+    good = '# renovate: datasource=docker depName=ghcr.io/astral-sh/uv\nversion: "0.13.9"\n'
+    unread = [
+        '# renovate: datasource=docker depName=ghcr.io/astral-sh/uv\nversion: "latest"\n',
+        '# renovate: datasource=docker depName=ghcr.io/astral-sh/uv\nversion: "0.13"\n',
+        "# renovate: datasource=npm depName=renovate\nrun: npx renovate-config-validator\n",
     ]
-    expected = [
-        Pin("dockerfile", "packages/backend/Dockerfile", "python", "3.12-slim-bookworm", "s"),
-        Pin("regex", "pyproject.toml", "ghcr.io/astral-sh/uv", "0.13.9"),
-        Pin("github-actions", ".github/workflows/x.yml", "actions/checkout", "v7.0.1", "a" * 40),
-    ]
-    bad = missing_pins(found, expected)
-    assert len(bad) == 2
-    assert "without its digest" in bad[0] and "does not see ghcr.io/astral-sh/uv" in bad[1]
+    files = {".github/workflows/x.yml": good}
+    assert regex_pins(config(), files) == Counter({(*files, "ghcr.io/astral-sh/uv", "0.13.9"): 1})
+    assert unmatched_markers(config(), files) == []
+    for text in unread:
+        assert unmatched_markers(config(), {".github/workflows/x.yml": text}) != [], text
+    assert regex_pins(config(), {"docs/x.yml": good}) == Counter()  # not a targeted file
 
 
-def test_every_workflow_action_is_expected() -> None:
-    """The expectation above really lists the workflows' pins (it cannot pass vacuously)."""
-    actions: set[Any] = {p.dep for p in expected_pins() if p.manager == "github-actions"}
-    assert {"actions/checkout", "docker/build-push-action", "actions/attest"} <= actions
+@pytest.mark.parametrize("version", ["latest", "44", "^44.121.2", "44.121.2 --foo"])
+def test_validator_pin_check_rejects_a_loose_version(version: str) -> None:
+    line = f"npx --yes --package renovate@{version} -- renovate-config-validator --strict"
+    match = VALIDATOR.match(f"{line} .github/renovate.json5")
+    assert match is None or not EXACT.match(match["version"])

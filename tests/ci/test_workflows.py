@@ -6,6 +6,7 @@ violations, so every rule is tested twice: the real workflows pass, and a bad sa
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import shutil
@@ -36,6 +37,11 @@ RUN_ALLOWED = {
     "uv sync --locked": re.compile(r"^uv sync --locked(?: .*)?$"),
     # a checked-in CI helper: stdlib Python, inputs through the environment
     "python3 .github/scripts/": re.compile(r"^python3 (?P<script>\.github/scripts/[a-z_]+\.py)$"),
+    # Renovate's own validator at an exact version (npm has no lock here: the pin is the version)
+    "npx --yes --package renovate@": re.compile(
+        r"^npx --yes --package renovate@\d+\.\d+\.\d+ -- renovate-config-validator --strict "
+        r"\.github/renovate\.json5$"
+    ),
 }
 SHELL_OPERATORS = re.compile(r"[;&|`<>]|\$\(")
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
@@ -179,6 +185,27 @@ def structure_violations(wf: dict[Any, Any], name: str = "") -> list[str]:
     return bad
 
 
+MEMBER_CHECK = 'uv run --locked just member-check "$PACKAGE_DIR"'
+
+
+def member_check_violations(wf: dict[Any, Any]) -> list[str]:
+    """packages.yml: the per-member job runs `just member-check` on its own member, always."""
+    job = jobs(wf).get("package") or {}
+    matrix = str(((job.get("strategy") or {}).get("matrix") or {}).get("package", ""))
+    if "needs.discover.outputs.packages" not in matrix:
+        return ["no `package` job with one matrix entry per discovered member"]
+    checks = [s for s in job.get("steps") or [] if s.get("run") == MEMBER_CHECK]
+    if len(checks) != 1:
+        return [f"package: {len(checks)} `{MEMBER_CHECK}` steps, want 1"]
+    (step,) = checks
+    bad = []
+    if (step.get("env") or {}).get("PACKAGE_DIR") != "${{ matrix.package.dir }}":
+        bad.append("package: member-check's PACKAGE_DIR is not ${{ matrix.package.dir }}")
+    if "if" in step or step.get("continue-on-error"):
+        bad.append("package: member-check may be skipped or fail without failing the job")
+    return bad
+
+
 def zizmor_findings(path: Path, persona: str) -> list[dict[str, Any]]:
     result = subprocess.run(
         [
@@ -301,6 +328,10 @@ def test_run_step_checker_rejects_bad_sample() -> None:
         "uv sync",  # unlocked
         "python3 -c 'print(1)'",
         "python3 .github/scripts/missing.py",
+        "npx --yes --package renovate@latest -- renovate-config-validator --strict "
+        ".github/renovate.json5",
+        "npx --yes --package renovate -- renovate-config-validator --strict .github/renovate.json5",
+        "npx --yes --package renovate@44.121.2 -- renovate --platform=local",
         "bash -c 'just test'",
         "echo $(id)",
         "",  # an empty run:
@@ -309,6 +340,26 @@ def test_run_step_checker_rejects_bad_sample() -> None:
 def test_run_step_checker_rejects_line(line: str) -> None:
     wf = {"jobs": {"j": {"steps": [{"run": line}]}}}
     assert run_step_violations(wf, just_recipes()) != []
+
+
+def test_member_check_runs_for_every_member() -> None:
+    assert member_check_violations(load((WORKFLOWS_DIR / "packages.yml").read_text())) == []
+
+
+def test_member_check_checker_rejects_bad_samples() -> None:
+    wf = load((WORKFLOWS_DIR / "packages.yml").read_text())
+    package = jobs(wf)["package"]
+    index = next(i for i, s in enumerate(package["steps"]) if s.get("run") == MEMBER_CHECK)
+    without = copy.deepcopy(wf)
+    del jobs(without)["package"]["steps"][index]
+    assert member_check_violations(without) == [f"package: 0 `{MEMBER_CHECK}` steps, want 1"]
+    other = copy.deepcopy(wf)
+    jobs(other)["package"]["steps"][index]["env"] = {"PACKAGE_DIR": "backend"}
+    assert "PACKAGE_DIR is not" in "\n".join(member_check_violations(other))
+    skipped = copy.deepcopy(wf)
+    jobs(skipped)["package"]["steps"][index]["continue-on-error"] = True
+    assert "may be skipped" in "\n".join(member_check_violations(skipped))
+    assert member_check_violations(load(BAD_WORKFLOW)) != []
 
 
 def test_uses_checker_rejects_bad_sample() -> None:
@@ -373,7 +424,7 @@ def test_zizmor_flags_bad_sample(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# contracts the docs and the issue promise
+# contracts the docs promise
 # ------------------------------------------------------------------------------------------
 def test_package_workflow_triggers_and_paths() -> None:
     wf = load((WORKFLOWS_DIR / "packages.yml").read_text())
