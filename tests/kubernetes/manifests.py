@@ -102,3 +102,16 @@ def settings(objects: list[Obj]) -> dict[str, str]:
         if obj["metadata"]["name"].startswith("boards-config")
     ]
     return dict(config["data"])
+
+
+def image_map(objects: list[Obj], local: dict[str, str]) -> dict[str, str]:
+    """{rendered image reference: local image} for every container in `objects`."""
+    mapping = {}
+    for _, spec in pod_specs(objects):
+        for container in all_containers(spec):
+            image = container["image"]
+            repository = image.rsplit("/", 1)[-1].split("@")[0].split(":")[0]
+            if repository not in local:
+                pytest.fail(f"no local image stands for {image!r}")
+            mapping[image] = local[repository]
+    return mapping

@@ -168,3 +168,42 @@ def namespace_violations(objects: list[Obj]) -> list[str]:
         if namespace not in namespaces:
             bad.append(f"{ref(obj)}: namespace {namespace!r} is not a rendered Namespace")
     return bad
+
+
+#: A pod that breaks every rule above: the checks' own tests and the cluster's admission test
+#: feed it in.
+BAD_POD: Obj = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "bad", "namespace": "boards"},
+    "spec": {
+        "hostNetwork": True,
+        "hostPID": True,
+        "securityContext": {
+            "runAsUser": 0,
+            "sysctls": [{"name": "kernel.msgmax", "value": "65536"}],
+            "seccompProfile": {"type": "Unconfined"},
+        },
+        "volumes": [
+            {"name": "host", "hostPath": {"path": "/var/run/docker.sock"}},
+            {"name": "nfs", "nfs": {"server": "nfs.example", "path": "/"}},
+        ],
+        "initContainers": [{"name": "setup", "image": "busybox"}],
+        "containers": [
+            {
+                "name": "app",
+                "image": "boards-backend:local",
+                "ports": [{"containerPort": 8800, "hostPort": 8800}],
+                "securityContext": {
+                    "privileged": True,
+                    "allowPrivilegeEscalation": True,
+                    "runAsNonRoot": False,
+                    "readOnlyRootFilesystem": False,
+                    "capabilities": {"add": ["NET_ADMIN", "SYS_ADMIN"]},
+                    "procMount": "Unmasked",
+                    "seLinuxOptions": {"type": "spc_t"},
+                },
+            }
+        ],
+    },
+}

@@ -17,11 +17,18 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from tests.kubernetes.conftest import image_map
-from tests.kubernetes.manifests import NAMESPACE, Obj, all_containers, kubectl, of_kind, pod_specs
+from tests.kubernetes.manifests import (
+    NAMESPACE,
+    Obj,
+    all_containers,
+    image_map,
+    kubectl,
+    of_kind,
+    pod_specs,
+)
+from tests.kubernetes.policy import BAD_POD
 from tests.kubernetes.smoke import NAME as SMOKE
 from tests.kubernetes.smoke import smoke_job, summary
-from tests.kubernetes.test_policy import BAD_POD
 
 CLUSTER = os.environ.get("BOARDS_KIND_CLUSTER", "")
 TIMEOUT = "300s"

@@ -11,45 +11,14 @@ import pytest
 import yaml
 
 from tests.kubernetes.manifests import OVERLAYS, ROOT, Obj, find
-from tests.kubernetes.policy import boards_violations, namespace_violations, restricted_violations
+from tests.kubernetes.policy import (
+    BAD_POD,
+    boards_violations,
+    namespace_violations,
+    restricted_violations,
+)
 from tests.kubernetes.schemas import schema_errors
 from tests.kubernetes.smoke import smoke_job
-
-BAD_POD: Obj = {
-    "apiVersion": "v1",
-    "kind": "Pod",
-    "metadata": {"name": "bad", "namespace": "boards"},
-    "spec": {
-        "hostNetwork": True,
-        "hostPID": True,
-        "securityContext": {
-            "runAsUser": 0,
-            "sysctls": [{"name": "kernel.msgmax", "value": "65536"}],
-            "seccompProfile": {"type": "Unconfined"},
-        },
-        "volumes": [
-            {"name": "host", "hostPath": {"path": "/var/run/docker.sock"}},
-            {"name": "nfs", "nfs": {"server": "nfs.example", "path": "/"}},
-        ],
-        "initContainers": [{"name": "setup", "image": "busybox"}],
-        "containers": [
-            {
-                "name": "app",
-                "image": "boards-backend:local",
-                "ports": [{"containerPort": 8800, "hostPort": 8800}],
-                "securityContext": {
-                    "privileged": True,
-                    "allowPrivilegeEscalation": True,
-                    "runAsNonRoot": False,
-                    "readOnlyRootFilesystem": False,
-                    "capabilities": {"add": ["NET_ADMIN", "SYS_ADMIN"]},
-                    "procMount": "Unmasked",
-                    "seLinuxOptions": {"type": "spc_t"},
-                },
-            }
-        ],
-    },
-}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

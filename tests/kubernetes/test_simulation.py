@@ -29,9 +29,8 @@ from boards_testing.waiting import wait_for
 from docker import DockerClient
 from testcontainers.core.network import Network
 
-from tests.kubernetes.conftest import image_map
 from tests.kubernetes.kubelet import Cluster, Container, Kubelet, Pod
-from tests.kubernetes.manifests import Obj, find, of_kind, settings
+from tests.kubernetes.manifests import Obj, find, image_map, of_kind, settings
 from tests.kubernetes.smoke import smoke_job, summary
 
 SMOKE_JOBS = 20
