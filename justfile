@@ -34,7 +34,7 @@ lint-package package:
 member-check package:
     tools/ci/member-check.sh {{quote(package)}}
 
-# Lint the code: Python (ruff, mypy) and the Dockerfile (hadolint); workflows: `just ci-lint`
+# Lint the code: Python (ruff, mypy, import layers) and the Dockerfile (hadolint); workflows: `just ci-lint`
 lint:
     {{poe}} lint
 
@@ -79,7 +79,7 @@ bench *args:
 image-compare *args:
     {{poe}} image-compare {{args}}
 
-# Validate the workflows (schema, zizmor, policy), the Renovate config and the uv versions
+# Validate the workflows (schema, zizmor, policy), the Renovate config, the uv versions; member-check every package
 ci-lint:
     {{poe}} ci-lint
 
