@@ -88,11 +88,21 @@ def test_a_labelled_standin_is_noticed(docker_client: Any) -> None:
 
 
 def test_fixtures_follow_options_then_environment(tmp_path: Path) -> None:
-    """In a pytest run of its own: --redis-image wins over BOARDS_REDIS_IMAGE; an unset python
-    image skips its tests with the one-line reason."""
+    """In a pytest run of its own: --redis-image wins over BOARDS_REDIS_IMAGE; the variables are
+    read as the session starts (a test clearing BOARDS_* for its code changes nothing); an unset
+    python image skips its tests with the one-line reason."""
     (tmp_path / "test_it.py").write_text(
         textwrap.dedent(
             """
+            import os
+
+            import pytest
+
+            @pytest.fixture(autouse=True)
+            def _clean(monkeypatch):
+                for name in [n for n in os.environ if n.startswith("BOARDS_")]:
+                    monkeypatch.delenv(name)
+
             def test_redis(redis_image):
                 print("REDIS=" + redis_image)
 

@@ -11,6 +11,7 @@ how to set it. This package never builds, pulls or resolves stand-ins; it only n
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any, Final
 
 KINDS: Final = ("python", "uv", "postgres", "redis")
@@ -41,12 +42,16 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"unknown image kind {kind!r}; expected one of {', '.join(KINDS)}")
 
 
-def image_name(kind: str, given: str | None = None) -> str:
-    """The image to use for kind: ``given``, else ``BOARDS_<KIND>_IMAGE``, else the default.
+def image_name(
+    kind: str, given: str | None = None, environ: Mapping[str, str] | None = None
+) -> str:
+    """The image to use for kind: ``given``, else ``BOARDS_<KIND>_IMAGE`` of ``environ`` (default
+    ``os.environ``), else the default.
 
     Raises :class:`ImageNotSet`, with one line saying how to set it, for python and uv."""
     _check_kind(kind)
-    name = given or os.environ.get(env_var(kind), "") or DEFAULTS.get(kind, "")
+    environ = os.environ if environ is None else environ
+    name = given or environ.get(env_var(kind), "") or DEFAULTS.get(kind, "")
     if not name:
         raise ImageNotSet(
             f"{env_var(kind)} is not set: set it to {_WHAT[kind]} "

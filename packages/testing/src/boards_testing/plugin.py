@@ -108,11 +108,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 #: {kind: (image, official image it stands in for)} of the stand-ins this session used.
 _standins: dict[str, tuple[str, str]] = {}
+#: The BOARDS_<KIND>_IMAGE variables as the session started: tests that clear BOARDS_* settings
+#: for the code under test must not change which images the session fixtures use.
+_started_with = pytest.StashKey[dict[str, str]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    names = {images.env_var(kind) for kind in images.KINDS}
+    config.stash[_started_with] = {k: v for k, v in os.environ.items() if k in names}
 
 
 def _image(config: pytest.Config, docker_client: Any, kind: str) -> str:
     try:
-        image = images.image_name(kind, config.getoption(f"--{kind}-image"))
+        given = config.getoption(f"--{kind}-image")
+        image = images.image_name(kind, given, config.stash[_started_with])
     except images.ImageNotSet as exc:
         pytest.skip(str(exc))
     official = images.standin_for(docker_client, image)
