@@ -148,7 +148,7 @@ def api_ready(service: Service) -> bool:
 
 
 def worker_healthy(service: Service) -> bool:
-    """The image's own HEALTHCHECK command, run now rather than on Docker's 5 s interval."""
+    """The image's own HEALTHCHECK command, run now rather than at Docker's next interval."""
     return bool(service.container.exec(["boards", "healthcheck"]).exit_code == 0)
 
 

@@ -4,6 +4,7 @@ its standard-library bytecode (tools/image/stdlib_modules.py)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,29 @@ def test_stdlib_bytecode_covers_what_the_roles_import(backend_image: str) -> Non
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_healthcheck_has_the_documented_settings(backend_image: str) -> None:
+    """The image's own HEALTHCHECK (the tests run it faster: support.QUICK_HEALTHCHECK) is the one
+    docs/operations.md describes."""
+    documented = re.search(
+        r"runs `boards healthcheck` every (\d+) s \(timeout (\d+) s, start period (\d+) s,\s+"
+        r"(\d+) retries\)",
+        (ROOT / "docs/operations.md").read_text(),
+    )
+    assert documented, "docs/operations.md#health no longer states the HEALTHCHECK settings"
+    interval, timeout, start_period, retries = (int(value) for value in documented.groups())
+    inspected = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{json .Config.Healthcheck}}", backend_image],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seconds = 1_000_000_000
+    assert json.loads(inspected.stdout) == {
+        "Test": ["CMD", "boards", "healthcheck"],
+        "Interval": interval * seconds,
+        "Timeout": timeout * seconds,
+        "StartPeriod": start_period * seconds,
+        "Retries": retries,
+    }

@@ -12,7 +12,9 @@ the base; `docker run` of the API (SQLite) to the first `/health` 200, to
 `/api/v1/system/health` 200 and to Docker `healthy`; the floor (`python -c pass` in the same
 image); the health check's CPU per run; the API's idle RSS; `docker stop`. For the project also
 the worker: `docker run` to its first job done (Redis on a private network), `docker stop` idle
-and with a 20 s job in flight.
+and with a 20 s job in flight. At the end of each round, the API of every image, started together
+and left alone once healthy: its CPU over --idle-window seconds (default 60; 0 skips it), its own
+HEALTHCHECK included, from the engine's cgroup counter.
 
 Prints the medians as a markdown table, writes .cache/bench/image-compare.json and a PNG chart
 (docs/performance/image-compare.png with --write-docs). Nothing here asserts.
@@ -24,6 +26,7 @@ shares the engine. Only with nothing else building.
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import os
@@ -40,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import chart
+import docker
 from report import Goal, Table, machine, today
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,6 +197,10 @@ def health(container: str) -> str:
     return run("docker", "inspect", "--format", fmt, container).strip()
 
 
+def is_healthy(container: str) -> bool:
+    return health(container) == "healthy"
+
+
 def logs(container: str) -> str:
     result = subprocess.run(["docker", "logs", "--tail", "30", container], capture_output=True)
     return (result.stdout + result.stderr).decode(errors="replace")
@@ -223,6 +231,20 @@ HEALTHCHECK_CPU = (
     "r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
     "print((r.ru_utime + r.ru_stime) / n)"
 )
+
+
+def cpu_seconds(container: str) -> float:
+    """CPU time the container's cgroup has used so far (the engine's stats API)."""
+    with docker.from_env() as client:
+        stats = client.containers.get(container).stats(stream=False, one_shot=True)
+    return float(stats["cpu_stats"]["cpu_usage"]["total_usage"]) / 1e9
+
+
+def healthcheck_interval(image: str) -> float | None:
+    """Seconds between the image's HEALTHCHECK runs, or None without one."""
+    found = json.loads(run("docker", "image", "inspect", "--format", "{{json .Config}}", image))
+    interval = (found.get("Healthcheck") or {}).get("Interval")
+    return None if interval is None else interval / 1e9
 
 
 def rss_mb(container: str) -> float:
@@ -342,6 +364,26 @@ def worker_round(image: Image, redis_image: str) -> dict[str, float]:
     return figures
 
 
+def idle_round(images: list[Image], window: float) -> dict[str, float]:
+    """The API of each image, started together: its CPU, in % of one core, over `window` seconds
+    once every one is healthy (their own HEALTHCHECK runs included)."""
+    names = {image.name: f"{PREFIX}-{image.name}-idle" for image in images}
+    log(f"idle: {', '.join(names)} for {window:.0f} s")
+    try:
+        for image in images:
+            run("docker", "run", "-d", "--name", names[image.name], *image.run_argv("api"))
+        for name in names.values():
+            until("healthy", functools.partial(is_healthy, name), name)
+        before = {image: cpu_seconds(name) for image, name in names.items()}
+        began = time.perf_counter()
+        time.sleep(window)  # the measurement itself: a quiet window
+        after = {image: cpu_seconds(name) for image, name in names.items()}
+        elapsed = time.perf_counter() - began
+    finally:
+        remove(*names.values())
+    return {image: 100 * (after[image] - before[image]) / elapsed for image in names}
+
+
 # -- report --------------------------------------------------------------------------------------
 
 
@@ -356,7 +398,15 @@ def one_round(image: Image, work: Path, cold: bool, base_size: int) -> dict[str,
     return figures
 
 
-def table(medians: dict[str, dict[str, float]], names: list[str], cold: bool) -> Table:
+def table(
+    medians: dict[str, dict[str, float]],
+    names: list[str],
+    cold: bool,
+    interval: float | None = None,
+    window: float | None = None,
+) -> Table:
+    """`interval`: the project's HEALTHCHECK interval; Docker 20.10 runs the first check one
+    interval after the start, so `healthy` is due shortly after it."""
     columns = [TITLES[name] for name in names]
     out = Table(
         columns, title="", judged=TITLES["project"] if "project" in names else "(no project column)"
@@ -424,11 +474,11 @@ def table(medians: dict[str, dict[str, float]], names: list[str], cold: bool) ->
         section=start,
     )
     out.add(
-        "`docker run` to Docker `healthy`",
+        "`docker run` to Docker `healthy`" + (f" (interval {interval:g} s)" if interval else ""),
         values("healthy_s"),
         "s",
         digits=2,
-        goal=Goal(3.0),
+        goal=Goal(interval + 1.0) if interval else None,
         section=start,
     )
     if "project" in names:
@@ -445,9 +495,17 @@ def table(medians: dict[str, dict[str, float]], names: list[str], cold: bool) ->
         values("healthcheck_cpu_ms"),
         "ms",
         digits=0,
-        goal=Goal(50.0),
         section="health check CPU",
     )
+    if any("idle_cpu_pct" in medians[n] for n in names):
+        out.add(
+            f"idle API, CPU over {window or 0:g} s, health checks included",
+            values("idle_cpu_pct"),
+            "%",
+            digits=2,
+            goal=Goal(1.0),
+            section="idle CPU",
+        )
     out.add("idle RSS, API", values("rss_mb"), "MB", section="memory")
     out.add("`docker stop`, idle API", values("stop_api_s"), "s", digits=2, section="stop")
     if "project" in names:
@@ -474,6 +532,13 @@ def main() -> int:
         "empties the cache of everyone on this engine)",
     )
     parser.add_argument("--only", action="append", choices=NAMES, help="repeatable; default all")
+    parser.add_argument(
+        "--idle-window",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long the idle APIs' CPU is measured, each round (default 60; 0 skips it)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / ".cache/bench/image-compare.json")
     parser.add_argument(
         "--write-docs", action="store_true", help="chart to docs/performance/, not .cache/bench/"
@@ -520,10 +585,20 @@ def main() -> int:
                 except (RuntimeError, TimeoutError) as error:  # the others still get measured
                     log(f"{name} failed, left out of the remaining rounds: {error}")
                     failed[name] = [line for line in str(error).splitlines() if line][-1]
+            idle = [image for name, image in images.items() if name not in failed]
+            if args.idle_window > 0 and idle:
+                try:
+                    for name, pct in idle_round(idle, args.idle_window).items():
+                        rounds[name][-1]["idle_cpu_pct"] = pct
+                except (RuntimeError, TimeoutError) as error:
+                    log(f"idle CPU not measured this round: {error}")
     for image in images.values():  # our own scratch tag; the :latest ones stay for inspection
         subprocess.run(["docker", "image", "rm", image.changed_tag], capture_output=True)
     medians = {
-        name: {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+        name: {
+            key: statistics.median(r[key] for r in runs if key in r)
+            for key in dict.fromkeys(k for r in runs for k in r)
+        }
         for name, runs in rounds.items()
         if runs
     }
@@ -537,6 +612,10 @@ def main() -> int:
         "rounds": args.rounds,
         "cold": args.cold,
         "base": {"image": bases["python"], "size": base_size},
+        "idle_window_s": args.idle_window,
+        "healthcheck_interval_s": healthcheck_interval(images["project"].tag)
+        if "project" in images
+        else None,
         "uv": bases["uv"],
         "images": {name: {"tag": images[name].tag, "rounds": rounds[name]} for name in names},
         "failed": failed,
@@ -552,7 +631,13 @@ def present(result: dict[str, Any], write_docs: bool) -> int:
     """Print the table and draw the chart of a run (just measured, or read back by --report)."""
     medians: dict[str, dict[str, float]] = result["median"]
     names = [name for name in NAMES if name in medians]
-    report = table(medians, names, result["cold"])
+    report = table(
+        medians,
+        names,
+        result["cold"],
+        result.get("healthcheck_interval_s"),
+        result.get("idle_window_s"),
+    )
     kind = "cold" if result["cold"] else "warm, provisional: no --cold"
     base = result["base"]
     heading = (

@@ -15,7 +15,10 @@ from boards import healthcheck
 from boards_testing.processes import base_env, free_port, run_boards
 
 
-def _server(status: int) -> ThreadingHTTPServer:
+def _server(status: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    class Server(ThreadingHTTPServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             code = status if self.path == "/health" else 404
@@ -26,7 +29,7 @@ def _server(status: int) -> ThreadingHTTPServer:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    return Server((host, 0), Handler)
 
 
 @pytest.fixture(params=[200, 503])
@@ -45,6 +48,26 @@ def test_api_mode_follows_the_port(tmp_path: Path, api: tuple[int, int]) -> None
     proc = run_boards("healthcheck", env=env)
     assert proc.returncode == (0 if status == 200 else 1), proc.stdout + proc.stderr
     assert f"127.0.0.1:{port}/health" in proc.stdout + proc.stderr
+
+
+def test_api_mode_probes_an_ipv6_host(tmp_path: Path) -> None:
+    try:
+        server = _server(200, "::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        env = base_env(
+            BOARDS_API_HOST="::1", BOARDS_API_PORT=str(port), BOARDS_RUN_DIR=str(tmp_path)
+        )
+        proc = run_boards("healthcheck", env=env)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == f"healthy: GET http://[::1]:{port}/health -> 200\n"
 
 
 def test_api_mode_unhealthy_when_nothing_listens(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ RUN --mount=type=secret,id=ssl_ca \
 ENV BOARDS_ALEMBIC_INI=/app/packages/backend/alembic.ini
 EXPOSE 8800
 # The project's health check, so that "to healthy" compares like with like.
-HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
     CMD ["boards", "healthcheck"]
 ENTRYPOINT ["boards"]
 CMD ["api"]

@@ -73,7 +73,7 @@ USER nonroot
 WORKDIR /app
 
 # Adapted: the project's health check, so that "to healthy" compares like with like.
-HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
+HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
     CMD ["boards", "healthcheck"]
 
 # Adapted: the backend's entry point instead of `fastapi run src/uv_docker_example`.
