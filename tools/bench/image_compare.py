@@ -235,8 +235,11 @@ HEALTHCHECK_CPU = (
 
 def cpu_seconds(container: str) -> float:
     """CPU time the container's cgroup has used so far (the engine's stats API)."""
-    with docker.from_env() as client:
+    client = docker.from_env()
+    try:
         stats = client.containers.get(container).stats(stream=False, one_shot=True)
+    finally:
+        client.close()
     return float(stats["cpu_stats"]["cpu_usage"]["total_usage"]) / 1e9
 
 
