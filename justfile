@@ -75,7 +75,7 @@ image-verify image *args:
 bench *args:
     {{poe}} bench {{args}}
 
-# Builds, size, start-up, RSS and stop of the image beside a naive pip and a uv-docker-example image (`--rounds N`, `--cold`, `--only project`)
+# Builds, size, start-up, RSS, idle CPU and stop of the image beside a naive pip and a uv-docker-example image (`--rounds N`, `--cold`, `--only project`, `--idle-window S`)
 image-compare *args:
     {{poe}} image-compare {{args}}
 
