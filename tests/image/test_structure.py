@@ -1,5 +1,4 @@
-"""The image's structure (container-structure-test), its size budget (the inspect script) and
-its standard-library bytecode (tools/image/stdlib_modules.py)."""
+"""The image's structure (container-structure-test) and its size budget (the inspect script)."""
 
 from __future__ import annotations
 
@@ -44,17 +43,6 @@ def test_size_within_budget_on_the_official_base(backend_image: str) -> None:
     assert facts["projected_on_official_base_bytes"] < facts["budget_bytes"], (
         f"{facts['projected_on_official_base_bytes'] / MB:.1f} MB on the official base"
     )
-
-
-def test_stdlib_bytecode_covers_what_the_roles_import(backend_image: str) -> None:
-    # Runs the API, the worker and both health checks in a container with the import profiler on.
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "tools/image/stdlib_modules.py"), "--image", backend_image],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def test_healthcheck_has_the_documented_settings(backend_image: str) -> None:
