@@ -6,7 +6,8 @@ Exit 0 = healthy, 1 = unhealthy.
 * Worker mode, when any ``worker-*.heartbeat`` file exists in BOARDS_RUN_DIR (default
   /tmp/boards): healthy iff the newest is younger than :data:`HEARTBEAT_MAX_AGE` seconds. Worker
   processes touch their file every 5 s, and only while Redis answers.
-* API mode otherwise: ``GET http://127.0.0.1:$BOARDS_API_PORT/health`` answers 200 within 3 s.
+* API mode otherwise: ``GET http://127.0.0.1:$BOARDS_API_PORT/health`` answers 200 within 3 s
+  (BOARDS_API_HOST instead of 127.0.0.1 when it names one address, not a wildcard).
 """
 
 from __future__ import annotations
