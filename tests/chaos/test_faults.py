@@ -1,6 +1,6 @@
 """Phase 2, faults, one at a time on the running stack: every job answered 202 reaches `succeeded`
-or `failed` within the bounds docs/operations.md promises, a 503 never runs later, and no answer is a 500 or
-shows our internals."""
+or `failed` within the bounds of docs/operations.md, a 503 never runs later, and no answer is a
+500 or shows our internals."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from tests.chaos.load import FINAL, Batch, Jobs, JobSpec, Load, specs, summary
 from tests.chaos.recorder import Recorder, Row
 from tests.chaos.stack import Stack
 
-#: The documented bounds (docs/operations.md): jobs lost with Redis are re-enqueued within 30 s of Redis answering again;
-#: a killed worker's jobs are running again within 30 s.
+#: The documented bounds (docs/operations.md): jobs lost with Redis are re-enqueued within 30 s
+#: of Redis answering again; a killed worker's jobs are running again within 30 s.
 BOUND = 30.0
 #: Once re-delivered, the jobs (at most 3 s of work each) are final within this much more.
 FINISH = 30.0
