@@ -27,17 +27,21 @@ def today() -> str:
 
 @dataclass(frozen=True)
 class Goal:
-    """At most (or at least) ``limit``; and/or better than the columns named in ``than``."""
+    """At most (or at least) ``limit``; and/or better than ``factor`` times each column named in
+    ``than``."""
 
     limit: float | None = None
     than: tuple[str, ...] = ()
     at_most: bool = True
+    factor: float = 1.0
 
     def met(self, value: float, row: Mapping[str, float | None]) -> bool:
         if self.limit is not None and (value > self.limit if self.at_most else value < self.limit):
             return False
         for other in self.than:
             bar = row.get(other)
+            if bar is not None:
+                bar *= self.factor
             if bar is not None and (value > bar if self.at_most else value < bar):
                 return False
         return True
@@ -48,7 +52,8 @@ class Goal:
             limit = f"{self.limit:g}"
             parts.append(f"{'≤' if self.at_most else '≥'} {limit}{_spaced(unit)}")
         if self.than:
-            parts.append(f"{'≤' if self.at_most else '≥'} {', '.join(self.than)}")
+            times = "" if self.factor == 1.0 else f"{self.factor:g}x "
+            parts.append(f"{'≤' if self.at_most else '≥'} {times}{', '.join(self.than)}")
         return ", ".join(parts)
 
 
