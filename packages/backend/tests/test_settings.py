@@ -12,7 +12,6 @@ from boards.settings import (
     SettingsError,
     default_alembic_ini,
     load_settings,
-    mask_password,
     rule,
 )
 from boards_testing.processes import base_env, run_boards
@@ -84,11 +83,44 @@ def test_backoff_order_is_checked() -> None:
     assert caught.value.variable == "BOARDS_JOB_RETRY_MAX_BACKOFF"
 
 
-def test_password_is_masked_in_messages() -> None:
-    assert mask_password("mysql://u:secret@h/db") == "mysql://u:***@h/db"
-    assert mask_password("redis://h:6379/0") == "redis://h:6379/0"
-    error = SettingsError("database_url", "mysql://u:secret@h/db", "nope")
-    assert "secret" not in error.line()
+#: Rejected URLs that carry a secret (``S3CRET``) in each place a URL can hold one.
+SECRET_IN_BAD_URLS = [
+    ("BOARDS_DATABASE_URL", "mysql://u:S3CRET@h/db"),
+    ("BOARDS_DATABASE_URL", "mysql://u:S3%40CRET%3A@h/db"),
+    ("BOARDS_DATABASE_URL", "mysql://u%3AS3CRET@h/db"),
+    ("BOARDS_DATABASE_URL", "mysql://u:S3C@RET@h/db"),
+    ("BOARDS_DATABASE_URL", "mysql://u@h/db?sslmode=require&password=S3CRET"),
+    ("BOARDS_DATABASE_URL", "mysql://u@h/db?sslpassword=S3CRET&pass=S3CRET"),
+    ("BOARDS_DATABASE_URL", "mysql://u@h/db?%70assword=S3CRET"),
+    ("BOARDS_DATABASE_URL", "postgresql:/u:S3CRET@h/db"),
+    ("BOARDS_REDIS_URL", "http://:S3CRET@redis:6379/0"),
+    ("BOARDS_REDIS_URL", "http://user:S3CRET@redis:6379/0"),
+    ("BOARDS_REDIS_URL", "https://S3CRET@redis:6379/0"),
+    ("BOARDS_REDIS_URL", "http://redis:6379/0?token=S3CRET"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value"), SECRET_IN_BAD_URLS)
+def test_a_bad_url_setting_never_shows_its_secret(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    line = caught.value.line()
+    assert line.startswith(f"invalid setting {variable}="), line
+    assert "S3" not in line and "CRET" not in line, line
+    assert "***" in line, line
+
+
+def test_the_bad_setting_line_on_stderr_never_shows_the_secret() -> None:
+    proc = run_boards(
+        "migrate",
+        env=base_env(BOARDS_DATABASE_URL="mysql://boards:S3%40CRET@db/boards?sslpassword=S3CRET"),
+    )
+    _assert_one_line(proc, "BOARDS_DATABASE_URL", "must be a SQLAlchemy URL")
+    assert "S3" not in proc.stderr + proc.stdout
+    assert "mysql://boards:***@db/boards?sslpassword=***" in proc.stderr
 
 
 BAD_VALUES = [

@@ -150,7 +150,7 @@ def test_give_up_marks_the_job_failed() -> None:
     assert recorded == []
     message.fail()
     middleware.after_process_message(None, message, exception=RuntimeError("db down"))  # type: ignore[arg-type]
-    assert recorded == [("job-9", "gave up after 4 attempt(s): RuntimeError: db down")]
+    assert recorded == [("job-9", "the job failed after 4 attempts: the job's work raised an error")]
 
 
 # -- the real stack, in build_broker's order, on dramatiq's StubBroker ---------------------------
@@ -209,7 +209,7 @@ def test_the_stack_marks_a_job_failed_when_retries_run_out(
     assert attempts == [job.id] * 3  # the first try and two retries
     stored = get_job(db, job.id)
     assert stored is not None and stored.status == "failed"
-    assert stored.error == "gave up after 3 attempt(s): RuntimeError: the database is down"
+    assert stored.error == "the job failed after 3 attempts: the job's work raised an error"
 
 
 def test_the_stack_fails_a_job_over_its_time_limit(
@@ -233,4 +233,7 @@ def test_the_stack_fails_a_job_over_its_time_limit(
     _drain(broker)
     stored = get_job(db, job.id)
     assert stored is not None
-    assert (stored.status, stored.error) == ("failed", "time limit exceeded")
+    assert (stored.status, stored.error) == (
+        "failed",
+        "the job failed after 1 attempt: the job ran over its time limit",
+    )

@@ -1,13 +1,17 @@
 """One log format for every role: time, pid, thread, logger, level, message.
 
 It is dramatiq's own format, so the dramatiq supervisor process (which never imports boards)
-logs exactly like the API, the worker processes and the CLI.
+logs exactly like the API, the worker processes and the CLI. Every line, tracebacks included,
+goes through :func:`boards.redact.scrub`: no password, token, SQL statement or bound parameter
+reaches the log, whichever library wrote the line.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+
+from boards.redact import scrub
 
 LOG_FORMAT = (
     "[%(asctime)s] [PID %(process)d] [%(threadName)s] [%(name)s] [%(levelname)s] %(message)s"
@@ -29,10 +33,15 @@ class _QuietHealthAccess(logging.Filter):
         return True
 
 
+class _ScrubbingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
+
+
 def configure_logging(level: str = "info", *, stream: object | None = None) -> None:
     """(Re)configure the root logger; safe to call more than once."""
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(_ScrubbingFormatter(LOG_FORMAT))
     handler.addFilter(_QuietHealthAccess())
     root = logging.getLogger()
     for old in list(root.handlers):
@@ -50,6 +59,6 @@ def configure_logging(level: str = "info", *, stream: object | None = None) -> N
 
 
 def one_line(exc: BaseException) -> str:
-    """An exception as one short line (database errors span several)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    """An exception as one short line (database errors span several), scrubbed."""
+    text = " ".join(scrub(str(exc)).split()) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:500]

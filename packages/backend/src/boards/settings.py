@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from boards import defaults, exits
+from boards.redact import mask_url, scrub
 
 ENV_PREFIX = "BOARDS_"
 EXIT_BAD_SETTING = exits.USAGE
@@ -156,16 +157,6 @@ def normalise_database_url(value: str) -> str:
     return f"postgresql+psycopg://{rest}"
 
 
-def mask_password(url: str) -> str:
-    """``scheme://user:secret@host`` -> ``scheme://user:***@host`` (for messages and logs)."""
-    scheme, sep, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if not sep or not at or ":" not in credentials:
-        return url
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
-
-
 def _number(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
@@ -215,8 +206,8 @@ class SettingsError(Exception):
 
     def line(self) -> str:
         value = self.value
-        if isinstance(value, str) and self.field.endswith("_url"):
-            value = mask_password(value)
+        if isinstance(value, str):
+            value = mask_url(value) if self.field.endswith("_url") else scrub(value)
         shown = "" if value is None else f"={value!r}"
         return f"invalid setting {self.variable}{shown}: {self.rule}"
 

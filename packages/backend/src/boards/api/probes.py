@@ -60,7 +60,7 @@ def probe_broker(services: Services) -> ComponentStatus:
     try:
         services.queue.ping()
     except BrokerUnavailable as exc:
-        logger.warning("health: %s", exc)
+        logger.warning("health: %s", one_line(exc))
         return ComponentStatus(status="down", detail="broker did not answer")
     return ComponentStatus(status="ok", detail="redis")
 

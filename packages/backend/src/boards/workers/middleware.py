@@ -14,8 +14,10 @@ from typing import Any
 
 from dramatiq import Broker, Worker
 from dramatiq.broker import MessageProxy
-from dramatiq.middleware import Middleware, Shutdown
+from dramatiq.middleware import Middleware, Shutdown, TimeLimitExceeded
 from dramatiq.threading import is_gevent_active, raise_thread_exception
+from redis import exceptions as redis_exc
+from sqlalchemy import exc as sa_exc
 
 from boards.db import Database
 from boards.healthcheck import HEARTBEAT_PREFIX, HEARTBEAT_SUFFIX
@@ -237,10 +239,47 @@ class HandBackOnShutdown(Middleware):
             self._wait_while_in_flight(self.HAND_BACK_WAIT)
 
 
+#: What a failed job's ``error`` says about the exception that failed it: a fixed vocabulary a
+#: client can act on (docs/operations.md, "Secrets and internals in messages"). The exception
+#: itself, which may quote SQL or the driver, goes to the log under the job's id.
+DATABASE_UNAVAILABLE = "the database was unavailable"
+DATABASE_ERROR = "the database rejected an operation"
+BROKER_UNAVAILABLE = "the broker was unavailable"
+TIME_LIMIT = "the job ran over its time limit"
+WORK_FAILED = "the job's work raised an error"
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The words for ``exc`` in a failed job's ``error`` (never its text)."""
+    if isinstance(exc, TimeLimitExceeded):
+        return TIME_LIMIT
+    if isinstance(
+        exc,
+        sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | sa_exc.TimeoutError
+        | sa_exc.DisconnectionError,
+    ):
+        return DATABASE_UNAVAILABLE
+    if isinstance(exc, sa_exc.SQLAlchemyError):
+        return DATABASE_ERROR
+    if isinstance(exc, redis_exc.ConnectionError | redis_exc.TimeoutError):
+        return BROKER_UNAVAILABLE
+    return WORK_FAILED
+
+
+def give_up_error(attempts: int, exc: BaseException) -> str:
+    """``the job failed after 3 attempts: the database was unavailable``."""
+    plural = "" if attempts == 1 else "s"
+    return f"the job failed after {attempts} attempt{plural}: {failure_reason(exc)}"
+
+
 class RecordGiveUp(Middleware):
     """When dramatiq gives up on a job message (retries exhausted), mark the job failed.
 
-    Must be listed *before* ``Retries`` so its ``after_process_message`` runs after it.
+    The job's ``error`` names the kind of failure (:func:`failure_reason`); the exception and
+    its traceback go to the log with the job's id. Must be listed *before* ``Retries`` so its
+    ``after_process_message`` runs after it.
     """
 
     def __init__(self, actor_name: str, on_give_up: Callable[[str, str], object]) -> None:
@@ -260,8 +299,17 @@ class RecordGiveUp(Middleware):
         if not message.args:
             return
         job_id = str(message.args[0])
-        retries = message.options.get("retries", 0)
-        error = f"gave up after {retries} attempt(s): {one_line(exception)}"
+        # Retries counts every failed attempt before this hook runs: the first one included.
+        attempts = int(message.options.get("retries", 0)) or 1
+        error = give_up_error(attempts, exception)
+        logger.error(
+            "job %s failed after %d attempt(s) (%s): %s",
+            job_id,
+            attempts,
+            failure_reason(exception),
+            one_line(exception),
+            exc_info=exception,
+        )
         try:
             self.on_give_up(job_id, error)
         except Exception as exc:

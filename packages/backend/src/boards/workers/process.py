@@ -13,6 +13,7 @@ from boards.db import Database
 from boards.jobs import Claim, LeaseHolder, finish_job, hand_back, run_job
 from boards.logs import one_line
 from boards.models import JobStatus
+from boards.workers.middleware import give_up_error
 
 logger = logging.getLogger("boards.worker")
 
@@ -35,10 +36,11 @@ def process_delivery(
     claims: list[Claim] = []
     try:
         run_job(database, job_id, lease=lease, leases=leases, on_claim=claims.append, sleep=sleep)
-    except TimeLimitExceeded:
+    except TimeLimitExceeded as exc:
         logger.warning("job %s exceeded its time limit", job_id)
         if claims:
-            finish_job(database, claims[0], JobStatus.FAILED, error="time limit exceeded")
+            error = give_up_error(claims[0].attempt, exc)
+            finish_job(database, claims[0], JobStatus.FAILED, error=error)
     except Shutdown:
         if claims:
             try:
