@@ -85,10 +85,10 @@ def exec_command(argv: Sequence[str]) -> NoReturn:
         raise SystemExit(EXIT_NOT_EXECUTABLE) from None
 
 
-def _settings(*, require_redis: bool = False) -> Settings:
+def _settings(*, require_redis: bool = False, api: bool = False) -> Settings:
     from boards.settings import load_settings_or_exit
 
-    return load_settings_or_exit(require_redis=require_redis)
+    return load_settings_or_exit(require_redis=require_redis, api=api)
 
 
 def _migrate(settings: Settings) -> int:
@@ -127,7 +127,7 @@ def uvicorn_argv(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
 
 
 def run_api(extra: Sequence[str]) -> int:
-    settings = _settings()
+    settings = _settings(api=True)  # a bad token file stops it before the migration starts
     # The migration runs in a child (`boards migrate`) while this process imports the app: the
     # two take about as long each, and there are two cores. The app serves only once the schema
     # is at head, so no request ever meets a half-migrated database.

@@ -109,6 +109,14 @@ class Settings(BaseSettings):
     )
     worker_metrics_port: int = Field(9191, ge=0, le=65535)
     database_pool_size: int = Field(defaults.DATABASE_POOL_SIZE, ge=1, le=500)
+    # Read by the API only (load_settings(api=True)): a worker never needs the file mounted.
+    api_tokens_file: Path | None = Field(
+        None,
+        json_schema_extra={
+            "rule": "must be the path of a readable file of API tokens, one per line "
+            "(a token of 16+ characters of A-Z a-z 0-9 -._~+/, or sha256:<64 hex>)"
+        },
+    )
 
     @field_validator("api_host")
     @classmethod
@@ -220,8 +228,9 @@ def _raw_value(field: str, fallback: object) -> object:
     return fallback
 
 
-def load_settings(*, require_redis: bool = False, **overrides: Any) -> Settings:
-    """Read the settings from the environment (``overrides`` win); raise :class:`SettingsError`."""
+def load_settings(*, require_redis: bool = False, api: bool = False, **overrides: Any) -> Settings:
+    """Read the settings from the environment (``overrides`` win); raise :class:`SettingsError`.
+    ``api``: also check what only the API reads (the token file)."""
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
@@ -240,7 +249,19 @@ def load_settings(*, require_redis: bool = False, **overrides: Any) -> Settings:
         )
     if require_redis and not settings.redis_url:
         raise SettingsError("redis_url", None, "is required by the worker and " + rule("redis_url"))
+    if api and settings.api_tokens_file is not None:
+        from boards.tokens import TokenFileError, read_tokens
+
+        try:
+            read_tokens(settings.api_tokens_file)
+        except TokenFileError as exc:
+            raise bad_tokens_file(settings.api_tokens_file, exc) from None
     return settings
+
+
+def bad_tokens_file(path: Path, reason: object) -> SettingsError:
+    """The error for an unusable token file: why (never its contents), then the rule."""
+    return SettingsError("api_tokens_file", str(path), f"{reason}; " + rule("api_tokens_file"))
 
 
 def exit_bad_setting(error: SettingsError) -> NoReturn:
@@ -250,9 +271,9 @@ def exit_bad_setting(error: SettingsError) -> NoReturn:
     raise SystemExit(EXIT_BAD_SETTING)
 
 
-def load_settings_or_exit(*, require_redis: bool = False) -> Settings:
+def load_settings_or_exit(*, require_redis: bool = False, api: bool = False) -> Settings:
     """The loader every entry point uses: settings, or one line on stderr and exit code 2."""
     try:
-        return load_settings(require_redis=require_redis)
+        return load_settings(require_redis=require_redis, api=api)
     except SettingsError as error:
         exit_bad_setting(error)

@@ -10,6 +10,6 @@ from boards.api.factory import create_app
 from boards.logs import configure_logging
 from boards.settings import load_settings_or_exit
 
-settings = load_settings_or_exit()
+settings = load_settings_or_exit(api=True)
 configure_logging(settings.log_level)
 app = create_app(settings)

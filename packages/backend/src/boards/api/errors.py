@@ -27,6 +27,7 @@ class Code(StrEnum):
     """Every ``error`` value the API answers (docs/operations.md has the table)."""
 
     BAD_REQUEST = "bad_request"
+    UNAUTHORIZED = "unauthorized"
     INVALID_JSON = "invalid_json"
     INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key"
     NOT_FOUND = "not_found"

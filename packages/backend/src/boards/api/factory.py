@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from boards import version
+from boards.api.auth import BearerAuth, declare_bearer
 from boards.api.deps import Services
 from boards.api.errors import install_error_handlers
 from boards.api.metrics import ApiMetrics
@@ -18,7 +19,8 @@ from boards.api.routes import health, jobs, metrics
 from boards.db import get_database
 from boards.migrations import head_revision
 from boards.queue import JobQueue
-from boards.settings import Settings
+from boards.settings import Settings, bad_tokens_file
+from boards.tokens import TokenFile, TokenFileError
 
 logger = logging.getLogger("boards.api")
 
@@ -35,7 +37,14 @@ def warm_up(services: Services) -> None:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The API for ``settings``; creating it connects to nothing."""
+    """The API for ``settings``; creating it connects to nothing. An unusable token file
+    raises :class:`~boards.settings.SettingsError`."""
+    tokens = None
+    if settings.api_tokens_file is not None:
+        try:
+            tokens = TokenFile(settings.api_tokens_file)
+        except TokenFileError as exc:
+            raise bad_tokens_file(settings.api_tokens_file, exc) from None
     database = get_database(settings.effective_database_url, settings.database_pool_size)
     services = Services(
         settings=settings,
@@ -52,6 +61,13 @@ def create_app(settings: Settings) -> FastAPI:
             services.database.backend,
             "redis" if services.queue.configured else "not configured",
         )
+        if tokens is None:
+            logger.warning(
+                "BOARDS_API_TOKENS_FILE is not set: every API route is open to anyone who "
+                "can reach this port"
+            )
+        else:
+            logger.info("API tokens: %d from %s", len(tokens), tokens.path)
         threading.Thread(target=warm_up, args=(services,), name="warm-up", daemon=True).start()
         yield
         services.queue.close()
@@ -64,6 +80,10 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router)
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    if tokens is not None:
+        # Outside BodyLimit: a request without a token gets 401, whatever its body.
+        app.add_middleware(BearerAuth, tokens=tokens, metrics=services.metrics)
+        declare_bearer(app)
     app.add_middleware(HttpMetrics, metrics=services.metrics)
     app.add_middleware(RequestContext)
     return app

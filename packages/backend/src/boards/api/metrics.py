@@ -20,6 +20,7 @@ from boards.jobs import oldest_queued_age, status_counts
 logger = logging.getLogger("boards.api")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+AUTH_FAILURE_REASONS = ("missing", "invalid")
 
 
 class _JobCollector(Collector):
@@ -61,6 +62,14 @@ class ApiMetrics:
             ["method", "route"],
             registry=self.registry,
         )
+        self.auth_failures = Counter(
+            "boards_auth_failures",
+            "Requests refused 401: no bearer token (missing) or not a configured one (invalid).",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in AUTH_FAILURE_REASONS:
+            self.auth_failures.labels(reason)  # both series exist from the start, at 0
         self.registry.register(_JobCollector(database))
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
