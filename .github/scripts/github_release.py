@@ -7,9 +7,11 @@ Inputs, through the environment:
 * ``GITHUB_REPOSITORY``  set by the runner: ``owner/name``.
 * ``NOTES_FILE``         the notes promote_image.py wrote (tags and digests).
 * ``GH_TOKEN``           for ``gh`` (the job's ``GITHUB_TOKEN``, ``contents: write``).
+* ``LATEST``             ``true`` when this is the highest release (release_series.py): only
+                         then does the release become GitHub's "latest", as the image's tag does.
 
 Runs ``gh release create TAG --verify-tag --title ... --notes-file ...``; a pre-release version
-(``v1.5.0-rc.1``) is marked as one and never becomes "latest".
+(``v1.5.0-rc.1``) is marked as one; only the highest release becomes "latest".
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class ReleaseError(Exception):
     pass
 
 
-def command(tag: str, repository: str, notes_file: Path) -> list[str]:
+def command(tag: str, repository: str, notes_file: Path, latest: bool = False) -> list[str]:
     if not TAG_RE.match(tag):
         raise ReleaseError(f"{tag!r} is not a v* version tag")
     if not REPOSITORY_RE.match(repository):
@@ -51,6 +53,8 @@ def command(tag: str, repository: str, notes_file: Path) -> list[str]:
     ]
     if PRERELEASE_RE.search(tag):
         argv += ["--prerelease", "--latest=false"]
+    else:
+        argv.append(f"--latest={str(latest).lower()}")
     return argv
 
 
@@ -60,6 +64,7 @@ def main() -> int:
             os.environ.get("GITHUB_REF_NAME", ""),
             os.environ.get("GITHUB_REPOSITORY", ""),
             Path(os.environ.get("NOTES_FILE") or "release-notes.md"),
+            latest=os.environ.get("LATEST", "").strip() == "true",
         )
     except ReleaseError as exc:
         print(f"github-release: error: {exc}", file=sys.stderr)

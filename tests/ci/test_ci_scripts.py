@@ -342,35 +342,18 @@ def test_release_version_of_this_workspace() -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# record_digest.py
-# ------------------------------------------------------------------------------------------
-record = script("record_digest")
-DIGEST = "sha256:" + "ab" * 32
-
-
-def test_record_digest_writes_one_file_per_platform(tmp_path: Path) -> None:
-    path = record.record(DIGEST, "linux/arm64", tmp_path / "image")
-    assert path.name == "linux-arm64.digest" and path.read_text() == DIGEST + "\n"
-
-
-@pytest.mark.parametrize(
-    ("digest", "platform"),
-    [("sha256:xyz", "linux/amd64"), (DIGEST, "linux/s390x"), ("", "linux/amd64"), (DIGEST, "")],
-)
-def test_record_digest_rejects_bad_input(tmp_path: Path, digest: str, platform: str) -> None:
-    with pytest.raises(record.RecordError):
-        record.record(digest, platform, tmp_path)
-    assert not list(tmp_path.iterdir())
-
-
-# ------------------------------------------------------------------------------------------
 # promote_image.py
 # ------------------------------------------------------------------------------------------
 promote = script("promote_image")
 GHCR = "ghcr.io/acme/boards-backend"
 HUB = "docker.io/acme/boards-backend"
+# What the build jobs output (per-platform indexes: image + attestation manifest) ...
 AMD, ARM = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+# ... the image manifests inside them, and BuildKit's attestation manifests.
+AMD_IMAGE, ARM_IMAGE = "sha256:" + "4" * 64, "sha256:" + "5" * 64
+AMD_ATT, ARM_ATT = "sha256:" + "6" * 64, "sha256:" + "7" * 64
 INDEX = "sha256:" + "3" * 64
+DIGEST = "sha256:" + "ab" * 32
 
 
 def promote_env(**extra: str) -> dict[str, str]:
@@ -383,54 +366,151 @@ def promote_env(**extra: str) -> dict[str, str]:
     }
 
 
-def digests_dir(tmp_path: Path, platforms: dict[str, str]) -> Path:
-    for platform, digest in platforms.items():
-        record.record(digest, platform, tmp_path)
-    return tmp_path
+def descriptor(digest: str, arch: str, os: str = "linux") -> dict[str, object]:
+    return {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": digest,
+        "platform": {"architecture": arch, "os": os},
+    }
 
 
-def test_promote_tags_only_the_recorded_digests(tmp_path: Path) -> None:
+def oci_index(*manifests: dict[str, object]) -> str:
+    return json.dumps(
+        {"mediaType": "application/vnd.oci.image.index.v1+json", "manifests": list(manifests)}
+    )
+
+
+class Registry:
+    """Answers imagetools as GHCR would after a build with provenance (mode=max)."""
+
+    def __init__(self, published: str | None = None) -> None:
+        self.calls: list[list[str]] = []
+        self.published = published or oci_index(
+            descriptor(AMD_IMAGE, "amd64"),
+            descriptor(AMD_ATT, "unknown", "unknown"),
+            descriptor(ARM_IMAGE, "arm64"),
+            descriptor(ARM_ATT, "unknown", "unknown"),
+        )
+
+    def __call__(self, command: list[str]) -> str:
+        self.calls.append(list(command))
+        ref = command[4] if len(command) > 4 else ""
+        if command[3] == "create":
+            return ""
+        if "--format" in command:
+            return json.dumps(
+                {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": INDEX}
+            )
+        if ref.endswith(f"@{AMD}"):
+            return oci_index(
+                descriptor(AMD_IMAGE, "amd64"), descriptor(AMD_ATT, "unknown", "unknown")
+            )
+        if ref.endswith(f"@{ARM}"):
+            return oci_index(
+                descriptor(ARM_IMAGE, "arm64"), descriptor(ARM_ATT, "unknown", "unknown")
+            )
+        if ref.endswith(f"@{INDEX}"):
+            return self.published
+        raise AssertionError(f"unexpected {command}")
+
+
+def test_promote_tags_the_build_outputs_and_names_the_manifests_the_index_lists() -> None:
     digests = promote.read_digests(
-        digests_dir(tmp_path, {"linux/amd64": AMD, "linux/arm64": ARM}),
-        ["linux/amd64", "linux/arm64"],
+        {"DIGEST_LINUX_AMD64": AMD, "DIGEST_LINUX_ARM64": ARM}, ["linux/amd64", "linux/arm64"]
     )
     plan = promote.plan(promote_env(), digests)
-    calls: list[list[str]] = []
-
-    def run(command: list[str]) -> str:
-        calls.append(list(command))
-        return json.dumps({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": INDEX})
-
-    out = promote.promote(plan, run)
+    registry = Registry()
+    out = promote.promote(plan, registry)
+    # The SBOM subjects are the image manifests, which the published index lists; the build
+    # outputs (per-platform indexes) are not in it.
     assert out == {
         "ghcr_digest": INDEX,
         "dockerhub_digest": INDEX,
-        "linux_amd64": AMD,
-        "linux_arm64": ARM,
+        "linux_amd64": AMD_IMAGE,
+        "linux_arm64": ARM_IMAGE,
     }
-    ghcr_create, ghcr_inspect, hub_create, _ = calls
+    creates = [c for c in registry.calls if c[3] == "create"]
+    ghcr_create, hub_create = creates
     assert ghcr_create == [
         "docker", "buildx", "imagetools", "create",
         "--annotation", "index:org.opencontainers.image.title=boards-backend",
         "--tag", f"{GHCR}:1.4.2", "--tag", f"{GHCR}:1.4",
         f"{GHCR}@{AMD}", f"{GHCR}@{ARM}",
     ]  # fmt: skip
-    assert ghcr_inspect[:5] == ["docker", "buildx", "imagetools", "inspect", f"{GHCR}:1.4.2"]
     assert hub_create[-4:] == ["--tag", f"{HUB}:1.4", f"{GHCR}@{AMD}", f"{GHCR}@{ARM}"]
+    assert [
+        "docker",
+        "buildx",
+        "imagetools",
+        "inspect",
+        f"{HUB}@{INDEX}",
+        "--raw",
+    ] in registry.calls
     notes = promote.notes(plan, out, "acme/boards")
     assert f"| `{HUB}:1.4.2` | `{INDEX}` |" in notes
-    assert f"| linux/arm64 | `{ARM}` |" in notes
+    assert f"| linux/arm64 | `{ARM_IMAGE}` | `{ARM}` |" in notes
     assert f"gh attestation verify oci://{GHCR}@{INDEX} --repo acme/boards" in notes
+    assert (
+        f"gh attestation verify oci://{GHCR}@{AMD_IMAGE} --repo acme/boards "
+        "--predicate-type https://spdx.dev/Document/v2.3"
+    ) in notes
 
 
-def test_promote_refuses_a_platform_that_was_not_tested(tmp_path: Path) -> None:
+def test_promote_accepts_a_build_output_that_is_the_image_manifest() -> None:
+    plan = promote.plan(promote_env(IMAGES=GHCR, TAGS=f"{GHCR}:edge"), {"linux/amd64": AMD_IMAGE})
+    registry = Registry(published=oci_index(descriptor(AMD_IMAGE, "amd64")))
+
+    def run(command: list[str]) -> str:
+        if command[4].endswith(f"@{AMD_IMAGE}"):  # a manifest: no "manifests" list
+            return json.dumps({"mediaType": "application/vnd.oci.image.manifest.v1+json"})
+        return registry(command)
+
+    assert promote.promote(plan, run)["linux_amd64"] == AMD_IMAGE
+
+
+@pytest.mark.parametrize(
+    ("published", "message"),
+    [
+        (oci_index(descriptor(AMD_IMAGE, "amd64")), "not the tested"),  # arm64 missing
+        (
+            oci_index(
+                descriptor(AMD_IMAGE, "amd64"),
+                descriptor(ARM_IMAGE, "arm64"),
+                descriptor(DIGEST, "s390x"),
+            ),
+            "not the tested",
+        ),
+        (oci_index(descriptor(AMD_IMAGE, "amd64"), descriptor(DIGEST, "arm64")), "not the tested"),
+        (
+            oci_index(descriptor(AMD_IMAGE, "amd64"), descriptor(AMD_IMAGE, "amd64")),
+            "lists linux/amd64 twice",
+        ),
+    ],
+)
+def test_promote_fails_when_the_index_lists_other_images(published: str, message: str) -> None:
+    plan = promote.plan(
+        promote_env(IMAGES=GHCR, TAGS=f"{GHCR}:edge"), {"linux/amd64": AMD, "linux/arm64": ARM}
+    )
+    with pytest.raises(promote.PromoteError, match=re.escape(message)):
+        promote.promote(plan, Registry(published=published))
+
+
+def test_promote_refuses_a_tested_digest_of_another_platform() -> None:
+    plan = promote.plan(promote_env(IMAGES=GHCR, TAGS=f"{GHCR}:edge"), {"linux/amd64": ARM})
+    with pytest.raises(promote.PromoteError, match=re.escape("not one linux/amd64 image")):
+        promote.promote(plan, Registry())
+
+
+def test_promote_refuses_a_platform_without_a_build_output() -> None:
     with pytest.raises(promote.PromoteError, match="no tested digest for linux/arm64"):
-        promote.read_digests(
-            digests_dir(tmp_path, {"linux/amd64": AMD}), ["linux/amd64", "linux/arm64"]
-        )
-    (tmp_path / "linux-arm64.digest").write_text("latest\n")
+        promote.read_digests({"DIGEST_LINUX_AMD64": AMD}, ["linux/amd64", "linux/arm64"])
     with pytest.raises(promote.PromoteError, match="not a sha256 digest"):
-        promote.read_digests(tmp_path, ["linux/amd64", "linux/arm64"])
+        promote.read_digests(
+            {"DIGEST_LINUX_AMD64": AMD, "DIGEST_LINUX_ARM64": "latest"},
+            ["linux/amd64", "linux/arm64"],
+        )
+    with pytest.raises(promote.PromoteError, match="unknown platform"):
+        promote.read_digests({}, ["linux/s390x"])
 
 
 @pytest.mark.parametrize(
@@ -450,10 +530,77 @@ def test_promote_rejects_bad_plans(env: dict[str, str], message: str) -> None:
         promote.plan(env, {"linux/amd64": AMD})
 
 
-def test_promote_fails_when_the_index_digest_cannot_be_read(tmp_path: Path) -> None:
+def test_promote_fails_when_the_index_digest_cannot_be_read() -> None:
     plan = promote.plan(promote_env(IMAGES=GHCR, TAGS=f"{GHCR}:edge"), {"linux/amd64": AMD})
+    registry = Registry()
+
+    def run(command: list[str]) -> str:
+        return "{}" if "--format" in command else registry(command)
+
     with pytest.raises(promote.PromoteError, match="gave no digest"):
-        promote.promote(plan, lambda command: "{}")
+        promote.promote(plan, run)
+
+
+# ------------------------------------------------------------------------------------------
+# release_series.py
+# ------------------------------------------------------------------------------------------
+series = script("release_series")
+TAGS = ["v0.9.0", "v1.4.2", "v1.4.3", "v1.5.0", "v2.0.0", "v2.1.0-rc.1", "v1.5.1rc1"]
+
+
+@pytest.mark.parametrize(
+    ("ref", "tags", "latest", "major", "minor"),
+    [
+        ("refs/tags/v2.0.0", TAGS, "true", "true", "true"),  # the highest: a pre-release above
+        ("refs/tags/v1.4.3", TAGS, "false", "false", "true"),  # backport: 1.5.0 and 2.0.0 exist
+        ("refs/tags/v1.5.0", TAGS, "false", "true", "true"),  # highest of 1.x, not of all
+        ("refs/tags/v1.4.2", TAGS, "false", "false", "false"),  # 1.4.3 exists
+        ("refs/tags/v0.9.0", ["v0.9.0"], "true", "false", "true"),  # no bare 0
+        ("refs/tags/v2.1.0-rc.1", TAGS, "false", "false", "false"),  # pre-release: nothing moves
+        ("refs/tags/v2.1", [*TAGS, "v2.1"], "true", "true", "true"),  # v2.1 == v2.1.0
+        ("refs/tags/v1.10.0", [*TAGS, "v1.10.0"], "false", "true", "true"),  # 10 > 5, not "1" < "5"
+        ("refs/heads/main", [], "false", "false", "false"),
+    ],
+)
+def test_release_series(ref: str, tags: list[str], latest: str, major: str, minor: str) -> None:
+    assert series.decide(ref, tags) == {"latest": latest, "major": major, "minor": minor}
+
+
+def test_release_series_needs_the_released_tag_among_the_tags() -> None:
+    with pytest.raises(series.SeriesError, match="were the tags fetched"):
+        series.decide("refs/tags/v3.0.0", TAGS)
+
+
+def test_release_series_main_reads_git_tags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(
+        repo,
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@t",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "x",
+    )
+    for tag in ("v1.4.3", "v2.0.0"):
+        git(repo, "tag", tag)
+    monkeypatch.chdir(repo)
+    monkeypatch.delenv("TAGS", raising=False)
+    output = tmp_path / "out"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    monkeypatch.setenv("GITHUB_REF", "refs/tags/v1.4.3")
+    assert series.main() == 0
+    assert output.read_text() == "latest=false\nmajor=true\nminor=true\n"
+    monkeypatch.setenv("GITHUB_REF", "refs/tags/v9.9.9")
+    assert series.main() == 1
+    assert "release-series: error: the tag list does not include v9.9.9" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------
@@ -469,7 +616,11 @@ def test_release_command(tmp_path: Path) -> None:
     assert argv[:4] == ["gh", "release", "create", "v1.4.2"]
     assert "--verify-tag" in argv and "--prerelease" not in argv
     assert argv[argv.index("--notes-file") + 1] == str(notes)
-    pre = github_release.command("v1.5.0-rc.1", "acme/boards", notes)
+    assert argv[-1] == "--latest=false"  # a backport, unless release_series.py says highest
+    assert (
+        github_release.command("v1.4.2", "acme/boards", notes, latest=True)[-1] == "--latest=true"
+    )
+    pre = github_release.command("v1.5.0-rc.1", "acme/boards", notes, latest=True)
     assert pre[-2:] == ["--prerelease", "--latest=false"]
 
 

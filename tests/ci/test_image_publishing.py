@@ -1,10 +1,14 @@
 """The image's publishing contract (docs/ci.md, "backend-image.yml"), checked offline:
 
 * one artifact, promoted: each platform is built once; a build that pushes pushes by digest,
-  never a tag; that digest is tested, then recorded and handed on; only the publish job tags,
-  and only digests it downloaded from build jobs it waited for (and the scan);
+  never a tag, and hands the digest on as the build action's output; a job that cannot write
+  tests that digest; only the publish job tags, only those outputs, after the tests and scans;
+* no test code (dev tools, tests, local actions) in a job that can push or sign, and no build
+  cache written next to test code; no shared build cache on a tag;
+* `latest`, the major and the minor tag move only as release_series.py says;
 * native multi-arch: linux/amd64 on ubuntu-24.04, linux/arm64 on ubuntu-24.04-arm, no QEMU;
-* signed provenance and SBOM attestations in the publish job, with the permissions they need;
+* signed provenance (of the index) and SBOM (of each platform's image manifest) attestations in
+  the publish job, with the permissions they need, naming digests the published index lists;
 * a scan that fails on critical findings with a fix; a v* tag checked against the version;
 * OCI labels the same in the Dockerfile and in metadata-action; a LICENSE that says MIT;
 * base images pinned by digest.
@@ -14,7 +18,7 @@ Every checker returns violations, and each is fed a bad sample that it must reje
 
 from __future__ import annotations
 
-import json
+import copy
 import re
 from collections.abc import Callable
 from typing import Any
@@ -63,22 +67,70 @@ def run_of(step: dict[str, Any]) -> str:
     return str(step.get("run", ""))
 
 
-def running(command: str, digest: str) -> Callable[[dict[str, Any]], bool]:
-    """A step predicate: runs `command` and gets `digest` (a step output) through its env."""
-    return lambda s: command in run_of(s) and digest in json.dumps(s.get("env") or {})
-
-
 # ------------------------------------------------------------------------------------------
 # checkers
 # ------------------------------------------------------------------------------------------
-def promotion_violations(wf: dict[str, Any]) -> list[str]:
-    """Push by digest, test that digest, tag only tested (and scanned) digests."""
+# What only a job that runs the project's tests or dev tools does.
+TEST_CODE = re.compile(r"(?:^|\s)(?:uv|uvx|just|pytest|pip|poe)\s")
+CREDENTIALS = ("packages", "id-token", "attestations")
+
+
+def runs_test_code(job: dict[str, Any]) -> bool:
+    return any(
+        uses(s, "astral-sh/setup-uv")
+        or str(s.get("uses", "")).startswith("./")
+        or TEST_CODE.search(f" {run_of(s)} ")
+        for s in job.get("steps") or []
+    )
+
+
+def pushing_builds(job: dict[str, Any]) -> list[int]:
+    return [
+        i
+        for i, s in enumerate(job.get("steps") or [])
+        if uses(s, "docker/build-push-action")
+        and output_options((s.get("with") or {}).get("outputs")).get("push") == "true"
+    ]
+
+
+def arches(job: dict[str, Any]) -> list[str]:
+    include = ((job.get("strategy") or {}).get("matrix") or {}).get("include") or []
+    return [str(entry.get("platform", "")).removeprefix("linux/") for entry in include]
+
+
+def isolation_violations(wf: dict[str, Any]) -> list[str]:
+    """A job that can push, tag or sign runs no test code (dev tools, tests, local actions);
+    a job that runs test code can write no package, sign nothing and writes no build cache."""
     bad = []
-    pushing, scanning = [], []
+    for job_id, job in jobs(wf).items():
+        permissions = job.get("permissions") or {}
+        writes = (
+            {p for p in CREDENTIALS if permissions.get(p) == "write"}
+            if isinstance(permissions, dict)
+            else set(CREDENTIALS)
+        )
+        steps_ = job.get("steps") or []
+        if writes and runs_test_code(job):
+            bad.append(f"{job_id}: runs test code with {sorted(writes)}: write")
+        if runs_test_code(job):
+            for i, s in enumerate(steps_):
+                if uses(s, "docker/build-push-action") and (s.get("with") or {}).get("cache-to"):
+                    bad.append(f"{job_id}.steps[{i}]: writes the build cache next to test code")
+        login = first(steps_, lambda s: uses(s, "docker/login-action"))
+        if pushing_builds(job) and login is not None:
+            for i, s in enumerate(steps_[login:], login):
+                if "run" in s:
+                    bad.append(f"{job_id}.steps[{i}]: runs a command after the push login")
+    return bad
+
+
+def promotion_violations(wf: dict[str, Any]) -> list[str]:
+    """Push by digest, hand the digest on as the build action's output, test that digest in a
+    job that cannot write, tag only those digests once the tests and scans passed."""
+    bad = []
+    pushing: dict[str, list[str]] = {}  # job -> its platforms' arches
     for job_id, job in jobs(wf).items():
         steps_ = job.get("steps") or []
-        if any(uses(s, "anchore/scan-action") for s in steps_):
-            scanning.append(job_id)
         builds = [i for i, s in enumerate(steps_) if uses(s, "docker/build-push-action")]
         if len(builds) > 1:
             bad.append(f"{job_id}: builds {len(builds)} times (each platform is built once)")
@@ -92,27 +144,49 @@ def promotion_violations(wf: dict[str, Any]) -> list[str]:
                 if str(given.get("load", "")).lower() != "true":
                     bad.append(f"{where}: neither loads the image for its tests nor pushes it")
                 continue
-            pushing.append(job_id)
             if options.get("push-by-digest") != "true":
                 bad.append(f"{where}: pushes without push-by-digest=true")
             if "tags" in given:
                 bad.append(f"{where}: a pushing build sets tags (only the publish job tags)")
             digest = f"steps.{step.get('id')}.outputs.digest"
-            test = first(steps_, running("just image-verify", digest), i + 1)
-            record = first(steps_, running("record_digest.py", digest), i + 1)
-            hand_on = first(steps_, lambda s: uses(s, "actions/upload-artifact"), (record or i) + 1)
-            if test is None:
-                bad.append(f"{job_id}: no `just image-verify` of {digest} after the push")
-            if record is None:
-                bad.append(f"{job_id}: the pushed digest is never recorded")
-            elif test is not None and record < test:
-                bad.append(f"{job_id}: the digest is recorded before it is tested")
-            if record is not None and hand_on is None:
-                bad.append(f"{job_id}: the recorded digest is not handed on (upload-artifact)")
-            last = max((j for j in (test, record, hand_on) if j is not None), default=i)
-            for s in steps_[i + 1 : last + 1]:
-                if s.get("continue-on-error") or "if" in s:
-                    bad.append(f"{job_id}: a step between push and hand-on may be skipped")
+            outputs = job.get("outputs") or {}
+            pushing[job_id] = arches(job)
+            for arch in pushing[job_id]:
+                want = f"${{{{ matrix.arch == '{arch}' && {digest} || '' }}}}"
+                if outputs.get(f"digest_{arch}") != want:
+                    bad.append(f"{job_id}: output digest_{arch} is not {want}")
+    for build, build_arches in pushing.items():
+        testers = [
+            job_id
+            for job_id, job in jobs(wf).items()
+            if build in needs(job)
+            and any("just image-verify" in run_of(s) for s in job.get("steps") or [])
+        ]
+        if not testers:
+            bad.append(f"no job tests the digests {build} pushed (`just image-verify`)")
+        for job_id in testers:
+            job = jobs(wf)[job_id]
+            include = ((job.get("strategy") or {}).get("matrix") or {}).get("include") or []
+            given = {
+                str(entry.get("platform", "")).removeprefix("linux/"): entry.get("digest")
+                for entry in include
+            }
+            want = {
+                arch: f"${{{{ needs.{build}.outputs.digest_{arch} }}}}" for arch in build_arches
+            }
+            if given != want:
+                bad.append(f"{job_id}: tests digests {given}, not {build}'s outputs {want}")
+            image = (job.get("env") or {}).get("BOARDS_TEST_IMAGE")
+            if image != f"${{{{ needs.{build}.outputs.image }}}}@${{{{ matrix.digest }}}}":
+                bad.append(f"{job_id}: BOARDS_TEST_IMAGE {image!r} is not the pushed digest")
+            for s in job.get("steps") or []:
+                if "just image-verify" in run_of(s) and (s.get("continue-on-error") or "if" in s):
+                    bad.append(f"{job_id}: the image tests may be skipped")
+    scanning = [
+        job_id
+        for job_id, job in jobs(wf).items()
+        if any(uses(s, "anchore/scan-action") for s in job.get("steps") or [])
+    ]
     promoters = {
         job_id: job
         for job_id, job in jobs(wf).items()
@@ -120,16 +194,91 @@ def promotion_violations(wf: dict[str, Any]) -> list[str]:
     }
     if pushing and not promoters:
         bad.append("nothing tags the pushed digests")
+    testing = [
+        job_id
+        for job_id, job in jobs(wf).items()
+        if set(pushing) & set(needs(job))
+        and any("just image-verify" in run_of(s) for s in job.get("steps") or [])
+    ]
     for job_id, job in promoters.items():
         steps_ = job["steps"]
-        for waited in sorted(set(pushing + scanning) - set(needs(job))):
-            bad.append(f"{job_id}: tags without waiting for {waited}")
+        for waited in sorted(set(pushing) | set(scanning) | set(testing)):
+            if waited not in needs(job):
+                bad.append(f"{job_id}: tags without waiting for {waited}")
         if any(uses(s, "docker/build-push-action") for s in steps_):
             bad.append(f"{job_id}: builds as well as tags")
-        promote = first(steps_, lambda s: "promote_image.py" in run_of(s))
-        fetch = first(steps_, lambda s: uses(s, "actions/download-artifact"))
-        if fetch is None or promote is None or fetch > promote:
-            bad.append(f"{job_id}: tags digests it did not download from the build jobs")
+        promote = next(s for s in steps_ if "promote_image.py" in run_of(s))
+        env = promote.get("env") or {}
+        for build, build_arches in pushing.items():
+            if env.get("SOURCE_IMAGE") != f"${{{{ needs.{build}.outputs.image }}}}":
+                bad.append(f"{job_id}: SOURCE_IMAGE is not {build}'s image output")
+            for arch in build_arches:
+                want = f"${{{{ needs.{build}.outputs.digest_{arch} }}}}"
+                if env.get(f"DIGEST_LINUX_{arch.upper()}") != want:
+                    bad.append(f"{job_id}: DIGEST_LINUX_{arch.upper()} is not {want}")
+        if "DIGESTS_DIR" in env:
+            bad.append(f"{job_id}: reads digests from files (DIGESTS_DIR), not the build outputs")
+    return bad
+
+
+TAG_REF = "startsWith(github.ref, 'refs/tags/')"
+
+
+def cache_violations(wf: dict[str, Any]) -> list[str]:
+    """A build that pushes uses no shared build cache on a tag (a release builds from scratch)."""
+    bad = []
+    for job_id, job in jobs(wf).items():
+        for i in pushing_builds(job):
+            given = job["steps"][i].get("with") or {}
+            where = f"{job_id}.steps[{i}]"
+            for key in ("cache-from", "cache-to"):
+                value = str(given.get(key) or "")
+                guarded = re.fullmatch(
+                    rf"\$\{{\{{ !{re.escape(TAG_REF)} && .+ \|\| '' \}}\}}", value
+                )
+                if value and not guarded:
+                    bad.append(f"{where}: {key} {value!r} is used on tag builds too")
+            if str(given.get("no-cache")) != f"${{{{ {TAG_REF} }}}}":
+                bad.append(f"{where}: no-cache is not ${{{{ {TAG_REF} }}}}")
+    return bad
+
+
+def moving_tag_violations(wf: dict[str, Any]) -> list[str]:
+    """`latest`, the major and the minor tag move only as release_series.py says (the highest
+    release of its series); GitHub's "latest" release follows the same answer."""
+    bad = []
+    for job_id, job in jobs(wf).items():
+        steps_ = job.get("steps") or []
+        for i, step in enumerate(steps_):
+            if not uses(step, "docker/metadata-action"):
+                continue
+            given = step.get("with") or {}
+            if not any("type=semver" in line for line in lines(given.get("tags"))):
+                continue
+            where = f"{job_id}.steps[{i}]"
+            series = first(steps_, lambda s: "release_series.py" in run_of(s))
+            if series is None or series > i:
+                bad.append(f"{where}: no release_series.py step before the tags")
+                continue
+            sid = steps_[series].get("id")
+            if f"latest=${{{{ steps.{sid}.outputs.latest }}}}" not in lines(given.get("flavor")):
+                bad.append(f"{where}: latest is not steps.{sid}.outputs.latest (latest=auto)")
+            for line in lines(given.get("tags")):
+                kind = re.search(r"pattern=([^,]+)", line)
+                if not kind or kind[1] not in ("{{major}}", "{{major}}.{{minor}}"):
+                    continue
+                part = "major" if kind[1] == "{{major}}" else "minor"
+                want = f"enable=${{{{ steps.{sid}.outputs.{part} == 'true' }}}}"
+                if not line.endswith("," + want):
+                    bad.append(f"{where}: {line!r} does not end with {want}")
+            if (job.get("outputs") or {}).get("latest") != f"${{{{ steps.{sid}.outputs.latest }}}}":
+                bad.append(f"{job_id}: no `latest` output for the release job")
+            for other_id, other in jobs(wf).items():
+                for s in other.get("steps") or []:
+                    if "github_release.py" in run_of(s):
+                        latest = (s.get("env") or {}).get("LATEST")
+                        if latest != f"${{{{ needs.{job_id}.outputs.latest }}}}":
+                            bad.append(f"{other_id}: LATEST is not needs.{job_id}.outputs.latest")
     return bad
 
 
@@ -173,8 +322,12 @@ def attestation_violations(wf: dict[str, Any]) -> list[str]:
             given = s.get("with") or {}
             if str(given.get("push-to-registry", "")).lower() != "true":
                 bad.append(f"{job_id}: an attestation is not pushed next to the image")
-            if "steps.promote.outputs." not in str(given.get("subject-digest", "")):
-                bad.append(f"{job_id}: attests a digest the promote step did not publish")
+            subject = str(given.get("subject-digest", ""))
+            # The index (provenance) and each platform's image manifest (SBOM): the digests the
+            # promote step read back from the published index.
+            want = "linux_" if "sbom-path" in given else "_digest"
+            if not re.fullmatch(rf"\$\{{\{{ steps\.promote\.outputs\.\w*{want}\w* \}}\}}", subject):
+                bad.append(f"{job_id}: attests {subject!r}, not a digest the published index lists")
         kinds = {"sbom" if "sbom-path" in (s.get("with") or {}) else "provenance" for s in attests}
         if attests and kinds != {"sbom", "provenance"}:
             bad.append(f"{job_id}: attests {sorted(kinds)}, want provenance and sbom")
@@ -302,9 +455,30 @@ def unpinned_image_args(dockerfile: str) -> dict[str, str]:
 def test_publishes_only_tested_digests() -> None:
     wf = image_workflow()
     assert promotion_violations(wf) == []
+    assert {"build", "test", "publish"} <= set(jobs(wf))
     assert [j for j, job in jobs(wf).items() if job.get("environment") == "publish-image"] == [
         "publish"
     ]
+
+
+def test_no_test_code_where_a_credential_can_push_or_sign() -> None:
+    wf = image_workflow()
+    assert isolation_violations(wf) == []
+    assert runs_test_code(jobs(wf)["test"]) and not runs_test_code(jobs(wf)["build"])
+    assert jobs(wf)["test"]["permissions"] == {"contents": "read", "packages": "read"}
+
+
+def test_release_builds_use_no_shared_cache() -> None:
+    wf = image_workflow()
+    assert cache_violations(wf) == []
+    assert pushing_builds(jobs(wf)["build"]), "the build job pushes"
+
+
+def test_only_the_highest_release_moves_latest_and_the_major_tag() -> None:
+    wf = image_workflow()
+    assert moving_tag_violations(wf) == []
+    meta = [s for s in jobs(wf)["publish"]["steps"] if uses(s, "docker/metadata-action")]
+    assert len(meta) == 1 and "type=semver" in meta[0]["with"]["tags"]
 
 
 def test_each_platform_builds_on_its_own_runner() -> None:
@@ -371,6 +545,8 @@ jobs:
     permissions:
       packages: write
       id-token: write
+    outputs:
+      digest_amd64: ${{ steps.push.outputs.digest }}
     steps:
       - uses: docker/setup-qemu-action@x
       - uses: docker/metadata-action@x
@@ -378,8 +554,7 @@ jobs:
           labels: |
             org.opencontainers.image.title=boards
             org.opencontainers.image.version=1.0
-      - run: python3 .github/scripts/record_digest.py
-        env: {DIGEST: "${{ steps.push.outputs.digest }}"}
+      - uses: docker/login-action@x
       - id: push
         uses: docker/build-push-action@x
         with:
@@ -388,6 +563,7 @@ jobs:
           tags: ghcr.io/acme/boards-backend:edge
           outputs: type=image,name=ghcr.io/acme/boards-backend,push=true
           build-args: VERSION=1.0
+          cache-to: type=gha,mode=max
       - run: uv run --locked just image-test
       - uses: docker/build-push-action@x
         with: {platforms: "${{ matrix.platform }}"}
@@ -404,11 +580,23 @@ jobs:
     runs-on: ubuntu-24.04
     permissions: {packages: write}
     steps:
-      - run: python3 .github/scripts/promote_image.py
       - uses: actions/download-artifact@x
+      - run: python3 .github/scripts/promote_image.py
+        env: {DIGESTS_DIR: image}
       - uses: actions/attest@x
         with: {subject-digest: "${{ steps.promote.outputs.ghcr_digest }}"}
 """
+
+
+def mutated(change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
+    """The real workflow with one change: a bad sample that differs in one rule only."""
+    wf = copy.deepcopy(image_workflow())
+    change(jobs(wf))
+    return wf
+
+
+def step_running(job: dict[str, Any], text: str) -> dict[str, Any]:
+    return next(s for s in job["steps"] if text in run_of(s) or text in str(s.get("uses")))
 
 
 def test_promotion_checker_rejects_bad_sample() -> None:
@@ -418,36 +606,182 @@ def test_promotion_checker_rejects_bad_sample() -> None:
         "push: true pushes its tags",
         "pushes without push-by-digest=true",
         "a pushing build sets tags",
-        "no `just image-verify` of steps.push.outputs.digest",
-        "the pushed digest is never recorded",  # the record step comes before the push
+        "build: output digest_amd64 is not ${{ matrix.arch == 'amd64' && steps.push.outputs.digest",
+        "no job tests the digests build pushed",
         "neither loads the image for its tests nor pushes it",
         "publish: tags without waiting for scan",
-        "publish: tags digests it did not download",
+        "publish: SOURCE_IMAGE is not build's image output",
+        "publish: DIGEST_LINUX_AMD64 is not ${{ needs.build.outputs.digest_amd64 }}",
+        "publish: reads digests from files (DIGESTS_DIR)",
     ):
         assert message in text, f"{message!r} not in:\n{text}"
 
 
-def test_promotion_checker_rejects_recording_before_testing() -> None:
-    wf = load(
-        """\
-jobs:
-  build:
-    steps:
-      - id: push
-        uses: docker/build-push-action@x
-        with: {outputs: "type=image,push-by-digest=true,push=true"}
-      - run: python3 .github/scripts/record_digest.py
-        env: {DIGEST: "${{ steps.push.outputs.digest }}"}
-      - run: uv run --locked just image-verify "$BOARDS_TEST_IMAGE"
-        continue-on-error: true
-        env: {BOARDS_TEST_IMAGE: "x@${{ steps.push.outputs.digest }}"}
-"""
+def _swap_test_digests(j: dict[str, Any]) -> None:
+    include = j["test"]["strategy"]["matrix"]["include"]
+    include[0]["digest"], include[1]["digest"] = include[1]["digest"], include[0]["digest"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda j: j["test"]["steps"].pop(), None),  # the inspect step: still fine
+        (lambda j: j["publish"]["needs"].remove("test"), "publish: tags without waiting for test"),
+        (_swap_test_digests, "test: tests digests"),
+        (
+            lambda j: j["test"]["env"].update(BOARDS_TEST_IMAGE="boards-backend:test"),
+            "test: BOARDS_TEST_IMAGE 'boards-backend:test' is not the pushed digest",
+        ),
+        (
+            lambda j: step_running(j["test"], "image-verify").update({"continue-on-error": True}),
+            "test: the image tests may be skipped",
+        ),
+        (
+            lambda j: step_running(j["publish"], "promote_image.py")["env"].update(
+                DIGEST_LINUX_ARM64="${{ needs.test.outputs.digest_arm64 }}"
+            ),
+            "publish: DIGEST_LINUX_ARM64 is not ${{ needs.build.outputs.digest_arm64 }}",
+        ),
+        (
+            lambda j: j["build"]["outputs"].update(digest_arm64="${{ steps.push.outputs.digest }}"),
+            "build: output digest_arm64 is not",
+        ),
+        (lambda j: j.pop("test"), "no job tests the digests build pushed"),
+    ],
+)
+def test_promotion_checker_rejects_one_change(
+    change: Callable[[dict[str, Any]], object], message: str | None
+) -> None:
+    text = "\n".join(promotion_violations(mutated(change)))
+    if message is None:
+        assert text == ""
+    else:
+        assert message in text, f"{message!r} not in:\n{text}"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda j: j["build"]["steps"].append({"run": "uv sync --locked"}),
+            "build: runs test code with ['packages']: write",
+        ),
+        (
+            lambda j: j["build"]["steps"].append({"run": "python3 .github/scripts/x.py"}),
+            "runs a command after the push login",
+        ),
+        (
+            lambda j: j["publish"]["steps"].insert(1, {"uses": "astral-sh/setup-uv@x"}),
+            "publish: runs test code with ['attestations', 'id-token', 'packages']: write",
+        ),
+        (
+            lambda j: j["test"]["permissions"].update(packages="write"),
+            "test: runs test code with ['packages']: write",
+        ),
+        (
+            lambda j: j["test"].update(permissions="write-all"),
+            "test: runs test code with ['attestations', 'id-token', 'packages']: write",
+        ),
+        (
+            lambda j: j["publish"]["steps"].append({"uses": "./.github/actions/local"}),
+            "publish: runs test code",
+        ),
+        (
+            lambda j: step_running(j["check"], "docker/build-push-action")["with"].update(
+                {"cache-to": "type=gha,mode=max"}
+            ),
+            "check.steps[",
+        ),
+    ],
+)
+def test_isolation_checker_rejects_one_change(
+    change: Callable[[dict[str, Any]], object], message: str
+) -> None:
+    text = "\n".join(isolation_violations(mutated(change)))
+    assert message in text, f"{message!r} not in:\n{text}"
+    if message == "check.steps[":
+        assert "writes the build cache next to test code" in text
+
+
+def test_isolation_checker_rejects_bad_sample() -> None:
+    text = "\n".join(isolation_violations(load(BAD_IMAGE_WORKFLOW)))
+    assert "build: runs test code with ['id-token', 'packages']: write" in text
+    assert "build.steps[4]: runs a command after the push login" in text
+    assert "writes the build cache next to test code" in text
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda j: step_running(j["build"], "docker/build-push-action")["with"].update(
+                {"cache-from": "type=gha,scope=boards-backend-amd64"}
+            ),
+            "cache-from 'type=gha,scope=boards-backend-amd64' is used on tag builds too",
+        ),
+        (
+            lambda j: step_running(j["build"], "docker/build-push-action")["with"].update(
+                {"cache-to": "${{ github.ref == 'refs/heads/main' && 'type=gha' || 'type=gha' }}"}
+            ),
+            "cache-to",
+        ),
+        (
+            lambda j: step_running(j["build"], "docker/build-push-action")["with"].pop("no-cache"),
+            "no-cache is not",
+        ),
+    ],
+)
+def test_cache_checker_rejects_one_change(
+    change: Callable[[dict[str, Any]], object], message: str
+) -> None:
+    text = "\n".join(cache_violations(mutated(change)))
+    assert message in text, f"{message!r} not in:\n{text}"
+    assert "cache-to 'type=gha,mode=max' is used on tag builds too" in "\n".join(
+        cache_violations(load(BAD_IMAGE_WORKFLOW))
     )
-    text = "\n".join(promotion_violations(wf))
-    assert "recorded before it is tested" in text
-    assert "not handed on" in text
-    assert "a step between push and hand-on may be skipped" in text  # continue-on-error
-    assert "nothing tags the pushed digests" in text
+
+
+def _meta(j: dict[str, Any]) -> dict[str, Any]:
+    with_: dict[str, Any] = step_running(j["publish"], "docker/metadata-action")["with"]
+    return with_
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda j: _meta(j).pop("flavor"), "latest is not steps.series.outputs.latest"),
+        (
+            lambda j: _meta(j).update(
+                tags=_meta(j)["tags"].replace(
+                    ",enable=${{ steps.series.outputs.major == 'true' }}", ""
+                )
+            ),
+            "'type=semver,pattern={{major}}' does not end with enable=",
+        ),
+        (
+            lambda j: _meta(j).update(
+                tags=_meta(j)["tags"].replace(
+                    "steps.series.outputs.minor", "steps.series.outputs.major"
+                )
+            ),
+            "pattern={{major}}.{{minor}},enable=${{ steps.series.outputs.major == 'true' }}\"",
+        ),
+        (
+            lambda j: j["publish"]["steps"].remove(step_running(j["publish"], "release_series")),
+            "no release_series.py step before the tags",
+        ),
+        (lambda j: j["publish"].pop("outputs"), "publish: no `latest` output"),
+        (
+            lambda j: step_running(j["release"], "github_release.py")["env"].pop("LATEST"),
+            "release: LATEST is not needs.publish.outputs.latest",
+        ),
+    ],
+)
+def test_moving_tag_checker_rejects_one_change(
+    change: Callable[[dict[str, Any]], object], message: str
+) -> None:
+    text = "\n".join(moving_tag_violations(mutated(change)))
+    assert message in text, f"{message!r} not in:\n{text}"
 
 
 def test_platform_checker_rejects_bad_sample() -> None:
@@ -461,7 +795,7 @@ def test_platform_checker_rejects_bad_sample() -> None:
 def test_attestation_checker_rejects_bad_sample() -> None:
     text = "\n".join(attestation_violations(load(BAD_IMAGE_WORKFLOW)))
     assert "build: attests without id-token and attestations: write" in text
-    assert "build: attests a digest the promote step did not publish" in text
+    assert "build: attests '${{ steps.push.outputs.digest }}', not a digest the published" in text
     assert "publish: attests without id-token and attestations: write" in text
     assert "an attestation is not pushed next to the image" in text
     assert "attests ['provenance'], want provenance and sbom" in text

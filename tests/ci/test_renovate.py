@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from collections import Counter
 from importlib import resources
 from pathlib import Path
@@ -156,9 +157,68 @@ def test_renovate_validator_is_pinned_and_run_in_ci() -> None:
     assert EXACT.match(versions[0]), f"renovate@{versions[0]} is not an exact version"
 
 
+RELEASE_AGE = "7 days"
+SPANS = {"7 days": "P7D", "1 week": "P1W"}
+
+
+def release_age_violations(cfg: dict[str, Any], pyproject: str, lock: str) -> list[str]:
+    """Every update waits RELEASE_AGE: each rule's minimumReleaseAge, and a lock re-lock only
+    through uv's own `exclude-newer` of the same age (Renovate's age check does not reach the
+    versions `uv lock --upgrade` picks), recorded in uv.lock."""
+    bad = []
+    for rule in cfg.get("packageRules", []):
+        age = rule.get("minimumReleaseAge")
+        if age is not None and age != RELEASE_AGE:
+            bad.append(f"packageRules: minimumReleaseAge {age!r}, want {RELEASE_AGE!r}")
+    if not (cfg.get("lockFileMaintenance") or {}).get("enabled"):
+        return bad
+    uv = tomllib.loads(pyproject).get("tool", {}).get("uv", {})
+    exclude = uv.get("exclude-newer")
+    if exclude not in SPANS or SPANS[exclude] != SPANS.get(RELEASE_AGE):
+        bad.append(f"lockFileMaintenance without [tool.uv] exclude-newer = {RELEASE_AGE!r}")
+    span = tomllib.loads(lock).get("options", {}).get("exclude-newer-span")
+    if span != SPANS[RELEASE_AGE]:
+        bad.append(f"uv.lock records exclude-newer-span {span!r}, not {SPANS[RELEASE_AGE]!r}")
+    return bad
+
+
+def test_updates_wait_the_release_age() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    lock = (ROOT / "uv.lock").read_text()
+    assert release_age_violations(config(), pyproject, lock) == []
+    ages = {rule.get("minimumReleaseAge") for rule in config()["packageRules"]} - {None}
+    assert ages == {RELEASE_AGE}
+
+
+@pytest.mark.parametrize(
+    ("pyproject", "lock", "message"),
+    [
+        ("[tool.uv]\n", "", "lockFileMaintenance without [tool.uv] exclude-newer"),
+        ('[tool.uv]\nexclude-newer = "3 days"\n', "", "without [tool.uv] exclude-newer"),
+        (
+            '[tool.uv]\nexclude-newer = "7 days"\n',
+            '[options]\nexclude-newer-span = "P3D"\n',
+            "uv.lock records exclude-newer-span 'P3D'",
+        ),
+    ],
+)
+def test_release_age_check_rejects_lock_maintenance_without_uvs_age(
+    pyproject: str, lock: str, message: str
+) -> None:
+    cfg = {"lockFileMaintenance": {"enabled": True}, "packageRules": []}
+    assert message in "\n".join(release_age_violations(cfg, pyproject, lock))
+    good_pyproject = '[tool.uv]\nexclude-newer = "7 days"\n'
+    good_lock = '[options]\nexclude-newer-span = "P7D"\n'
+    assert release_age_violations(cfg, good_pyproject, good_lock) == []
+    quick = {"packageRules": [{"minimumReleaseAge": "1 day"}]}
+    assert release_age_violations(quick, "", "") == [
+        "packageRules: minimumReleaseAge '1 day', want '7 days'"
+    ]
+
+
 def test_lock_maintenance_and_groups_are_configured() -> None:
     cfg = config()
-    assert cfg["lockFileMaintenance"]["enabled"] is True
+    assert cfg["lockFileMaintenance"]["schedule"] == cfg["schedule"]
     groups = {rule.get("groupName") for rule in cfg["packageRules"]}
     assert {"uv", "python base image", "GitHub Actions", "renovate config validator"} <= groups
 
