@@ -2,8 +2,9 @@
 
 What maps to what:
 
-* image (mapped to a local image), `command` -> ENTRYPOINT, `args` -> CMD (Docker, like the
-  kubelet, drops the image's CMD when only the entrypoint is given), `workingDir`;
+* image (each reference, by tag or by digest, mapped to a local image: no registry),
+  `command` -> ENTRYPOINT, `args` -> CMD (Docker, like the kubelet, drops the image's CMD when
+  only the entrypoint is given), `workingDir`;
 * env: `value` (with `$(VAR)` expansion), ConfigMap and Secret key refs, `envFrom`, the pod's
   name and namespace from `fieldRef`; `$(VAR)` in command and args;
 * securityContext, the pod's merged with the container's: runAsUser/runAsGroup -> user,
@@ -25,7 +26,8 @@ What maps to what:
 
 Not simulated (a real cluster shows those): scheduling, restarts (a container that exits is a
 test failure here), kube-proxy, DNS search domains beyond the names below, volume types other
-than emptyDir/PVC.
+than emptyDir/PVC, NetworkPolicies (all pods share one open network; test_netpol.py evaluates
+the policies instead).
 """
 
 from __future__ import annotations

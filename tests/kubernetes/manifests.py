@@ -18,6 +18,8 @@ OVERLAYS = ("dev", "production", "autoscaling")
 NAMESPACE = "boards"
 #: The image name the base uses; each overlay sets the real one.
 BACKEND_IMAGE = "boards-backend"
+#: The label that carries a release's version; it names the migration Job.
+VERSION_LABEL = "app.kubernetes.io/version"
 
 Obj = dict[str, Any]
 
@@ -37,6 +39,22 @@ def _render(path: Path) -> str:
     if result.returncode != 0:
         pytest.fail(f"kubectl kustomize {path} failed:\n{result.stderr}", pytrace=False)
     return result.stdout
+
+
+def copy_with_image(into: Path, overlay: str, image: Obj, *, version: str | None = None) -> Path:
+    """A copy of deploy/kubernetes under `into` whose `overlay` has `image` as the entry for
+    boards-backend in its `images:` list and, if given, `version` as its version label; returns
+    the copy's overlays directory (autoscaling there builds on the changed production)."""
+    tree = into / "kubernetes"
+    shutil.copytree(DEPLOY, tree)
+    path = tree / "overlays" / overlay / "kustomization.yaml"
+    kustomization = yaml.safe_load(path.read_text())
+    others = [i for i in kustomization["images"] if i["name"] != BACKEND_IMAGE]
+    kustomization["images"] = [{"name": BACKEND_IMAGE, **image}, *others]
+    if version is not None:
+        kustomization["labels"][0]["pairs"][VERSION_LABEL] = version
+    path.write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    return tree / "overlays"
 
 
 def render(overlay: str | Path) -> list[Obj]:

@@ -1,7 +1,8 @@
 """The smoke Job: smoke_client.py in the backend image, pushing jobs through the API Service.
 
 The simulation runs it on the Docker network and the kind test applies it to the cluster, so
-both push jobs the same way. It meets the restricted standard, like every pod in `boards`.
+both push jobs the same way. It meets the restricted standard, like every pod in `boards`, and
+carries the client label the network policies let through.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ def smoke_job(image: str, *, api_url: str, jobs: int, timeout: float = 90) -> di
             "backoffLimit": 0,
             "activeDeadlineSeconds": int(timeout) + 60,
             "template": {
-                "metadata": {"labels": {"app.kubernetes.io/name": NAME}},
+                # A client of the API: the NetworkPolicies let it reach the Service.
+                "metadata": {
+                    "labels": {"app.kubernetes.io/name": NAME, "boards.dev/api-client": "true"}
+                },
                 "spec": {
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import inspect
 import re
+from pathlib import Path
 
 import pytest
 from boards.jobs import QUEUE_NAME
@@ -14,17 +15,22 @@ from dramatiq.brokers.redis import RedisBroker
 from tests.kubernetes.manifests import (
     OVERLAYS,
     ROOT,
+    VERSION_LABEL,
     Obj,
     all_containers,
+    copy_with_image,
     find,
     of_kind,
     pod_specs,
     ref,
+    render,
     settings,
 )
 from tests.kubernetes.schemas import crd_schemas, schema_errors
 
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+DIGEST_REF = re.compile(r"@sha256:[0-9a-f]{64}$")
+FAKE_DIGEST = "sha256:" + "ab" * 32
 DOCS = ROOT / "docs" / "kubernetes.md"
 
 
@@ -136,7 +142,7 @@ def test_services_map_port_to_the_same_container_port(
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_worker_grace_period_covers_its_shutdown_timeout(
+def test_worker_grace_period_metrics_port_and_disruption_budget(
     rendered: dict[str, list[Obj]], overlay: str
 ) -> None:
     objects = rendered[overlay]
@@ -149,9 +155,32 @@ def test_worker_grace_period_covers_its_shutdown_timeout(
     # The worker needs the shutdown timeout to hand jobs back, then exits; 5 s of margin at
     # least before the kubelet's SIGKILL (measured in test_simulation: well under that).
     assert worker["terminationGracePeriodSeconds"] >= shutdown + 5
+    (port,) = container["ports"]
+    assert (port["name"], port["containerPort"]) == (
+        "metrics",
+        int(settings(objects)["BOARDS_WORKER_METRICS_PORT"]),
+    )
+    budget = find(objects, "PodDisruptionBudget", "boards-worker")
+    labels = find(objects, "Deployment", "boards-worker")["spec"]["template"]["metadata"]["labels"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert budget["spec"]["maxUnavailable"] == 1
     (wait,) = worker["initContainers"]
     assert wait["name"] == "wait-for-schema"
     assert "alembic" in " ".join(wait["command"]) and "(head)" in " ".join(wait["command"])
+
+
+def migration_job_errors(objects: list[Obj]) -> list[str]:
+    """The migration Job must be named after the version label, be a DNS-1123 subdomain (an
+    object name) and fit the pods' job-name label, where the Job controller copies it (63)."""
+    migrate = job(objects)
+    name = migrate["metadata"]["name"]
+    version = migrate["metadata"]["labels"][VERSION_LABEL]
+    errors = []
+    if name != f"boards-migrate-{version}":
+        errors.append(f"{name}: not named after the version label {version!r}")
+    if not DNS_SUBDOMAIN.match(name) or len(name) > 63:
+        errors.append(f"{name}: not a DNS-1123 subdomain of at most 63 characters")
+    return errors
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -161,12 +190,77 @@ def test_one_migration_job_named_after_the_release(
     migrate = job(rendered[overlay])
     (container,) = migrate["spec"]["template"]["spec"]["containers"]
     assert container["args"] == ["migrate"]
-    tag = container["image"].rsplit(":", 1)[1]
-    name = migrate["metadata"]["name"]
-    assert name == f"boards-migrate-{tag}"
-    # A DNS subdomain, and short enough for the Job controller's job-name label (63).
-    assert DNS_SUBDOMAIN.match(name) and len(name) <= 63, name
+    assert migration_job_errors(rendered[overlay]) == []
     assert migrate["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_migration_job_check_rejects_a_name_cut_from_a_digest(
+    rendered: dict[str, list[Obj]],
+) -> None:
+    objects = copy.deepcopy(rendered["production"])
+    migrate = job(objects)
+    migrate["metadata"]["name"] = "boards-migrate-0.1.0@sha256"  # the image reference cut at `:`
+    assert len(migration_job_errors(objects)) == 2
+
+
+@pytest.mark.parametrize("overlay", ["production", "autoscaling"])
+def test_production_runs_a_digest(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    """A tag can be moved; a digest cannot: what was tested is what runs."""
+    for _, spec in pod_specs(rendered[overlay]):
+        for container in all_containers(spec):
+            assert DIGEST_REF.search(container["image"]), container["image"]
+            # Immutable: the node's copy is the image; no pull on every start.
+            assert container["imagePullPolicy"] == "IfNotPresent"
+
+
+@pytest.mark.parametrize("overlay", ["production", "autoscaling"])
+@pytest.mark.parametrize(
+    ("release", "expected"),
+    [
+        ({"newTag": "1.4.2", "digest": FAKE_DIGEST}, f":1.4.2@{FAKE_DIGEST}"),
+        ({"digest": FAKE_DIGEST}, f"boards-backend@{FAKE_DIGEST}"),
+        ({"newTag": "1.4.2"}, "boards-backend:1.4.2"),
+    ],
+    ids=["tag+digest", "digest", "tag"],
+)
+def test_every_form_of_release_names_a_valid_job(
+    tmp_path: Path, overlay: str, release: dict[str, str], expected: str
+) -> None:
+    """Tag and digest, digest alone, tag alone: the same valid Job name, the image as set."""
+    image = {"newName": "ghcr.io/owner/boards-backend", **release}
+    overlays = copy_with_image(tmp_path, "production", image, version="1.4.2")
+    objects = render(overlays / overlay)
+    assert {ref(o): schema_errors(o) for o in objects if schema_errors(o)} == {}
+    assert migration_job_errors(objects) == []
+    assert job(objects)["metadata"]["name"] == "boards-migrate-1.4.2"
+    images = {c["image"] for _, spec in pod_specs(objects) for c in all_containers(spec)}
+    assert len(images) == 1 and images.pop().endswith(expected)
+
+
+def test_a_long_version_still_fits(tmp_path: Path) -> None:
+    image = {"newName": "ghcr.io/o/boards-backend", "digest": FAKE_DIGEST}
+    version = "1.4.2-rc.1-sha-" + "a" * 33  # 48 characters: the most a Job name leaves
+    overlays = copy_with_image(tmp_path, "production", image, version=version)
+    assert migration_job_errors(render(overlays / "production")) == []
+
+
+@pytest.mark.parametrize("overlay", ["production", "autoscaling"])
+def test_api_reads_its_tokens_from_the_secret(rendered: dict[str, list[Obj]], overlay: str) -> None:
+    spec = find(rendered[overlay], "Deployment", "boards-api")["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    env = {var["name"]: var for var in container["env"]}
+    assert env["BOARDS_API_TOKENS_FILE"]["value"] == "/etc/boards/api-tokens/tokens"
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    (name,) = [n for n, m in mounts.items() if m["mountPath"] == "/etc/boards/api-tokens"]
+    assert mounts[name]["readOnly"] is True
+    secret = volumes[name]["secret"]
+    assert secret["secretName"] == "boards-api-tokens"
+    assert secret["items"] == [{"key": "tokens", "path": "tokens"}]
+    assert secret["defaultMode"] == 0o440  # the boards group (fsGroup), nobody else
+    # Probes stay open: liveness and readiness need no token.
+    assert container["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert "httpHeaders" not in container["readinessProbe"]["httpGet"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -205,6 +299,7 @@ def test_production_secret_keys_are_documented(rendered: dict[str, list[Obj]]) -
     assert keys == {"database-url", "redis-url", "redis-address", "redis-password"}
     for key in keys:
         assert f"`{key}`" in docs
+    assert "`boards-api-tokens`" in docs and "`tokens`" in docs
 
 
 def test_dev_redis_is_append_only(rendered: dict[str, list[Obj]]) -> None:

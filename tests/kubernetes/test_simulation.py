@@ -1,4 +1,6 @@
-"""The dev overlay, run on the local Docker engine by tests/kubernetes/kubelet.py.
+"""The dev overlay, its backend image pinned by digest, run on the local Docker engine by
+tests/kubernetes/kubelet.py. NetworkPolicies are rendered but not enforced here (test_netpol.py
+evaluates them; the CI kind cluster's kindnet enforces them).
 
 Every container spec of the render runs as rendered (image, command, args, env with the
 ConfigMap and Secret resolved, user, read-only root, dropped capabilities, emptyDirs as tmpfs),
@@ -18,6 +20,7 @@ kubelet runs it and must pass. The steps build on each other, in this order:
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,7 +33,20 @@ from docker import DockerClient
 from testcontainers.core.network import Network
 
 from tests.kubernetes.kubelet import Cluster, Container, Kubelet, Pod
-from tests.kubernetes.manifests import Obj, find, image_map, of_kind, settings
+from tests.kubernetes.manifests import (
+    Obj,
+    all_containers,
+    copy_with_image,
+    find,
+    image_map,
+    is_backend,
+    of_kind,
+    pod_specs,
+    ref,
+    render,
+    settings,
+)
+from tests.kubernetes.schemas import schema_errors
 from tests.kubernetes.smoke import smoke_job, summary
 
 SMOKE_JOBS = 20
@@ -57,22 +73,55 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
+def pinned(
+    tmp_path_factory: pytest.TempPathFactory,
+    docker_client: DockerClient,
+    local_images: dict[str, str],
+) -> list[Obj]:
+    """The dev overlay with its backend image pinned by digest alone, as production pins it.
+    No registry here: the local image's ID (the digest of its config) stands for the
+    registry's manifest digest, and the containers run from exactly that ID."""
+    digest = docker_client.images.get(local_images["boards-backend"]).id
+    overlays = copy_with_image(tmp_path_factory.mktemp("pinned"), "dev", {"digest": digest})
+    return render(overlays / "dev")
+
+
+def test_the_pinned_render_is_valid(pinned: list[Obj]) -> None:
+    assert {ref(o): schema_errors(o) for o in pinned if schema_errors(o)} == {}
+    for _, spec in pod_specs(pinned):
+        for c in all_containers(spec):
+            if is_backend(c):
+                assert re.fullmatch(r"boards-backend@sha256:[0-9a-f]{64}", c["image"]), c["image"]
+    (migrate,) = of_kind(pinned, "Job")
+    assert migrate["metadata"]["name"] == "boards-migrate-local"  # the version, not the digest
+
+
+@pytest.fixture(scope="module")
 def stack(
     docker_client: DockerClient,
-    rendered: dict[str, list[Obj]],
+    pinned: list[Obj],
     local_images: dict[str, str],
 ) -> Iterator[Stack]:
-    objects = rendered["dev"]
-    images = image_map(objects, local_images)
-    backend = find(objects, "Deployment", "boards-api")["spec"]["template"]["spec"]
-    smoke_image = backend["containers"][0]["image"]
-    images[smoke_image] = local_images["boards-backend"]
+    objects = pinned
+    # A digest reference runs the image with that ID; tags map to the session's images.
+    images = {
+        image: image.partition("@")[2] or local
+        for image, local in image_map(objects, local_images).items()
+    }
     with Network() as network:
         kubelet = Kubelet(docker_client, network.name, Cluster(objects), images)
         try:
             yield Stack(kubelet=kubelet, objects=objects)
         finally:
             kubelet.cleanup()
+
+
+def scrape(url: str) -> int:
+    """The status a metrics page answers with, or 0 while nothing listens yet."""
+    try:
+        return httpx.get(url, timeout=5).status_code
+    except httpx.HTTPError:
+        return 0
 
 
 def post_job(stack: Stack, payload: str, **extra: Any) -> str:
@@ -146,6 +195,13 @@ def test_pods_wait_for_the_migration_job(stack: Stack) -> None:
         c = pod.container()
         k.started(c)
         k.alive(c)
+        # The exporter the monitoring namespace may scrape, on the port the policy opens.
+        url = f"http://127.0.0.1:{c.host_port('metrics')}/metrics"
+        wait_for(
+            lambda url=url: scrape(url) == 200,
+            timeout=20,
+            what=f"{pod.name}'s metrics on its port `metrics`",
+        )
 
 
 def test_jobs_round_trip_through_the_api_service(stack: Stack) -> None:
