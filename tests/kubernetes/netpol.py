@@ -107,7 +107,7 @@ def _port_matches(rule_ports: list[Obj] | None, port: int, protocol: str, dest: 
         if isinstance(wanted, str):
             if dest.ports.get(wanted) == port:
                 return True
-        elif int(wanted) <= port <= int(entry.get("endPort", wanted)):
+        elif int(wanted) <= port <= int(entry.get("endPort") or wanted):
             return True
     return False
 

@@ -3,7 +3,8 @@
 Skipped unless BOARDS_KIND_CLUSTER names a kind cluster (`kind` and `kubectl` on PATH). It
 loads the images the simulation uses into the cluster, applies the rendered dev overlay with
 those images, waits for the migration Job and the rollouts, pushes jobs through the Service,
-and shows that the namespace's admission rejects a pod that breaks the restricted standard.
+shows that a pod without the client label cannot (kind's kindnet enforces NetworkPolicies),
+and that the namespace's admission rejects a pod that breaks the restricted standard.
 """
 
 from __future__ import annotations
@@ -152,3 +153,27 @@ def test_admission_rejects_a_pod_that_breaks_restricted(deployed: list[Obj]) -> 
     result = k("apply", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump(BAD_POD), check=False)
     assert result.returncode != 0
     assert "violates PodSecurity" in result.stderr, result.stderr
+
+
+def test_network_policy_keeps_out_a_pod_without_the_client_label(
+    deployed: list[Obj], local_images: dict[str, str]
+) -> None:
+    k("-n", NAMESPACE, "rollout", "status", "deployment/boards-api", f"--timeout={TIMEOUT}")
+    job = smoke_job(local_images["boards-backend"], api_url="http://boards-api:8800", jobs=1)
+    job["metadata"]["name"] = "boards-stranger"
+    labels = job["spec"]["template"]["metadata"]["labels"]
+    del labels["boards.dev/api-client"]
+    k("apply", "-f", "-", stdin=yaml.safe_dump(job))
+    waited = k(
+        "-n",
+        NAMESPACE,
+        "wait",
+        "--for=condition=failed",
+        "job/boards-stranger",
+        f"--timeout={TIMEOUT}",
+        check=False,
+    )
+    logs = k("-n", NAMESPACE, "logs", "job/boards-stranger", check=False).stdout
+    assert waited.returncode == 0, f"{logs}\n{explain()}"
+    # No connection at all (dropped: timed out, or rejected), not an HTTP answer.
+    assert "urlopen error" in logs and "SMOKE " not in logs, logs
