@@ -76,6 +76,18 @@ def test_idempotency_key_replays_the_first_job(
 
     reused = api.post(JOBS, json={"payload": "other"}, headers=headers)
     assert_error_shape(reused, 422, "idempotency_key_reused")
+    assert first.json()["id"] not in reused.text  # a guessed key reveals no job
+    assert count_jobs(migrated_url) == 1
+
+
+def test_zero_is_one_delay_however_it_is_spelt(api: TestClient, migrated_url: str) -> None:
+    headers = {"Idempotency-Key": "zero", "Content-Type": "application/json"}
+    answers = [
+        api.post(JOBS, content=b'{"payload": "p", "delay_seconds": %s}' % zero, headers=headers)
+        for zero in (b"0", b"0.0", b"-0.0", b"0e5")
+    ]
+    assert [a.status_code for a in answers] == [202] * 4, answers[-1].text
+    assert len({a.json()["id"] for a in answers}) == 1
     assert count_jobs(migrated_url) == 1
 
 
@@ -157,6 +169,8 @@ HOSTILE_BODIES = {
     "payload a number": (b'{"payload": 12}', 422, "invalid_request"),
     "negative delay": (b'{"payload": "x", "delay_seconds": -1}', 422, "invalid_request"),
     "delay too long": (b'{"payload": "x", "delay_seconds": 30.5}', 422, "invalid_request"),
+    "delay a string": (b'{"payload": "x", "delay_seconds": "0"}', 422, "invalid_request"),
+    "delay a boolean": (b'{"payload": "x", "delay_seconds": false}', 422, "invalid_request"),
     "huge integer": (
         b'{"payload": "x", "delay_seconds": 1' + b"0" * 5000 + b"}",
         400,
@@ -220,6 +234,19 @@ def test_unknown_routes_and_methods_use_the_error_shape(api: TestClient) -> None
     assert_error_shape(api.delete(JOBS), 405, "method_not_allowed")
 
 
+@pytest.mark.parametrize("path", ["/health/", f"{JOBS}/", "/metrics/", "/nope/"])
+def test_a_trailing_slash_is_a_404_not_a_redirect(api: TestClient, path: str) -> None:
+    for response in (api.get(path, follow_redirects=False), api.post(path, json={"payload": "x"})):
+        assert_error_shape(response, 404, "not_found")
+        assert "location" not in response.headers
+
+
+def test_location_is_a_path_whatever_the_host_header(api: TestClient) -> None:
+    response = api.post(JOBS, json={"payload": "x"}, headers={"Host": "evil.example"})
+    assert response.status_code == 202
+    assert response.headers["location"] == f"{JOBS}/{response.json()['id']}"
+
+
 def test_request_ids_are_honoured_when_sane(api: TestClient) -> None:
     assert (
         api.get("/health", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == "abc-123"
@@ -259,6 +286,15 @@ def test_metrics_count_jobs_and_requests(api: TestClient) -> None:
         in text
     )
     assert 'boards_http_requests_total{method="GET",route="unmatched",status="404"} 1.0' in text
+
+
+def test_metrics_name_the_docs_routes(api: TestClient) -> None:
+    for path in ("/docs", "/openapi.json", "/redoc"):
+        assert api.get(path).status_code == 200
+    text = api.get("/metrics").text
+    for path in ("/docs", "/openapi.json", "/redoc"):
+        assert f'boards_http_requests_total{{method="GET",route="{path}",status="200"}} 1.0' in text
+    assert 'route="unmatched"' not in text
 
 
 def test_a_streamed_body_past_the_limit_is_413(api: TestClient, migrated_url: str) -> None:

@@ -120,6 +120,12 @@ def uvicorn_argv(settings: Settings, extra: Sequence[str] = ()) -> list[str]:
         settings.log_level,
         "--timeout-graceful-shutdown",
         str(API_GRACEFUL_SHUTDOWN),
+        "--timeout-keep-alive",
+        str(settings.api_keep_alive_timeout),
+        # uvicorn's h11 protocol plus head and body deadlines and a connection cap, which
+        # uvicorn lacks (boards/api/protocol.py says why).
+        "--http",
+        "boards.api.protocol:BoundedH11Protocol",
         "--proxy-headers",
         "--no-server-header",
         *extra,

@@ -53,7 +53,9 @@ def time_limit_ms(job_time_limit: float, delay_seconds: float) -> int:
 
 def request_fingerprint(payload: str, delay_seconds: float) -> str:
     """What an ``Idempotency-Key`` is bound to: the request's meaning, not its bytes."""
-    canonical = json.dumps({"payload": payload, "delay_seconds": float(delay_seconds)})
+    # + 0.0: -0.0 becomes 0.0, so 0, 0.0 and -0.0 are one delay.
+    delay = float(delay_seconds) + 0.0
+    canonical = json.dumps({"payload": payload, "delay_seconds": delay})
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     )
     # Delivery guarantees (docs/operations.md, "What a 202 guarantees").
     api_max_body_bytes: int = Field(1_048_576, ge=1024, le=104_857_600, json_schema_extra=_BYTES)
+    # How long a client may take (docs/operations.md, "HTTP limits and malformed requests").
+    api_header_timeout: float = Field(10.0, gt=0, le=300, json_schema_extra=_SECONDS)
+    api_body_timeout: float = Field(30.0, gt=0, le=3600, json_schema_extra=_SECONDS)
+    api_keep_alive_timeout: int = Field(5, ge=1, le=300, json_schema_extra=_SECONDS)
+    api_max_connections: int = Field(1000, ge=1, le=100_000)
     job_lease: float = Field(15.0, ge=3, le=3600, json_schema_extra=_SECONDS)
     job_max_deliveries: int = Field(5, ge=1, le=100)
     reconcile_interval: float = Field(5.0, gt=0, le=300, json_schema_extra=_SECONDS)

@@ -34,6 +34,9 @@ class Code(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     BODY_TOO_LARGE = "body_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    HEADERS_TOO_LARGE = "headers_too_large"
+    NOT_IMPLEMENTED = "not_implemented"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
     INVALID_REQUEST = "invalid_request"
     IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
     BROKER_NOT_CONFIGURED = "broker_not_configured"
@@ -151,3 +154,24 @@ def install_error_handlers(app: FastAPI) -> None:
     # the request-id middleware, which logs the traceback and answers a bare 500.
     for unavailable in UNAVAILABLE:
         app.add_exception_handler(unavailable, _database_down)
+
+
+def drop_default_validation_errors(app: FastAPI) -> None:
+    """Take FastAPI's own ``422 HTTPValidationError`` out of the OpenAPI document: no route
+    answers that shape (a 422 here is :class:`ErrorOut`, declared where a route can give it)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.get("responses", {})
+                if "HTTPValidationError" in json.dumps(responses.get("422", {})):
+                    del responses["422"]
+        for name in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from boards import version
 from boards.api.auth import BearerAuth, declare_bearer
 from boards.api.deps import Services
-from boards.api.errors import install_error_handlers
+from boards.api.errors import drop_default_validation_errors, install_error_handlers
 from boards.api.metrics import ApiMetrics
 from boards.api.middleware import BodyLimit, HttpMetrics, RequestContext
 from boards.api.routes import health, jobs, metrics
@@ -73,11 +73,14 @@ def create_app(settings: Settings) -> FastAPI:
         services.queue.close()
         services.database.dispose()
 
-    app = FastAPI(title="boards", version=version(), lifespan=lifespan)
+    # redirect_slashes off: a path with a trailing slash is a 404 in the error shape, not a
+    # bodiless 307 to a URL built from the request's Host.
+    app = FastAPI(title="boards", version=version(), lifespan=lifespan, redirect_slashes=False)
     app.state.services = services
     install_error_handlers(app)
     for router in (health.router, jobs.router, metrics.router):
         app.include_router(router)
+    drop_default_validation_errors(app)
     # add_middleware wraps: the last added is the outermost.
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     if tokens is not None:

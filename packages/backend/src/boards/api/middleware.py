@@ -88,6 +88,21 @@ class RequestContext:
             await _send_error(send_with_id, 500, body)
 
 
+def route_template(scope: Scope) -> str:
+    """The route template, not the path: one series per route, not per job id. FastAPI's own
+    routes (/docs, /openapi.json, /redoc) are plain Starlette routes, known by their endpoint."""
+    route: Any = scope.get("route")
+    path = getattr(route, "path", None)
+    if path:
+        return str(path)
+    endpoint = scope.get("endpoint")
+    if endpoint is not None:
+        for candidate in getattr(scope.get("app"), "routes", ()):
+            if getattr(candidate, "endpoint", None) is endpoint:
+                return str(candidate.path)
+    return "unmatched"
+
+
 class HttpMetrics:
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app = app
@@ -109,9 +124,7 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, send_recording)
         finally:
-            # The route template, not the path: one series per route, not per job id.
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = route_template(scope)
             method = scope.get("method", "")
             self.metrics.observe_request(
                 method if method in _KNOWN_METHODS else "other",

@@ -17,9 +17,20 @@ class JobIn(BaseModel):
     # NaN and Infinity are valid Python floats but no valid delay (nor valid JSON).
     model_config = ConfigDict(allow_inf_nan=False)
 
-    payload: str = Field(max_length=MAX_PAYLOAD_CHARS, description="Text to process")
+    # The pattern only tells the schema (and its readers) that NUL is refused: the validator
+    # below decides, with the same answer.
+    payload: str = Field(
+        max_length=MAX_PAYLOAD_CHARS,
+        description="Text to process (no NUL character)",
+        json_schema_extra={"pattern": "^[^\\u0000]*$"},
+    )
+    # strict: a JSON number only; "0" and false are not delays.
     delay_seconds: float = Field(
-        default=0.0, ge=0, le=MAX_DELAY_SECONDS, description="Seconds the worker waits first"
+        default=0.0,
+        ge=0,
+        le=MAX_DELAY_SECONDS,
+        strict=True,
+        description="Seconds the worker waits first",
     )
 
     @field_validator("payload")
@@ -33,6 +44,11 @@ class JobIn(BaseModel):
         except UnicodeEncodeError:
             raise ValueError("payload must be valid Unicode (no lone surrogates)") from None
         return value
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    reasons: list[str]
 
 
 class JobAccepted(BaseModel):

@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from boards.api.deps import ServicesDep
 from boards.api.probes import readiness_reasons, system_health
-from boards.api.schemas import SystemHealth
+from boards.api.schemas import Readiness, SystemHealth
 
 router = APIRouter(tags=["health"])
 
@@ -21,7 +21,7 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/health/ready")
+@router.get("/health/ready", responses={200: {"model": Readiness}, 503: {"model": Readiness}})
 def ready(services: ServicesDep) -> JSONResponse:
     """Readiness: database answers, schema at head, broker (when configured) answers."""
     reasons = readiness_reasons(system_health(services))

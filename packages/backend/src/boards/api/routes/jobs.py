@@ -30,6 +30,8 @@ logger = logging.getLogger("boards.api")
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
 MAX_IDEMPOTENCY_KEY = 255
+#: What idempotency_key() accepts, for the schema (a 400 otherwise, not FastAPI's 422).
+IDEMPOTENCY_KEY_PATTERN = f"^[!-~]{{1,{MAX_IDEMPOTENCY_KEY}}}$"
 
 
 async def require_json(request: Request) -> None:
@@ -49,7 +51,17 @@ async def require_json(request: Request) -> None:
 
 
 async def idempotency_key(
-    key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            json_schema_extra={
+                "pattern": IDEMPOTENCY_KEY_PATTERN,
+                "minLength": 1,
+                "maxLength": MAX_IDEMPOTENCY_KEY,
+            },
+        ),
+    ] = None,
 ) -> str | None:
     if key is None:
         return None
@@ -68,11 +80,20 @@ ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
+ACCEPTED_HEADERS = {
+    "Location": {"description": "the job's path", "schema": {"type": "string"}},
+    "Idempotent-Replayed": {
+        "description": "`true` when an earlier request with this key created the job",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
+
+
 @router.post(
     "",
     status_code=202,
     response_model=JobAccepted,
-    responses=ERRORS,
+    responses={202: {"headers": ACCEPTED_HEADERS}, **ERRORS},
     dependencies=[Depends(require_json)],
 )
 def submit_job(
@@ -100,14 +121,21 @@ def submit_job(
             submission = create_job(
                 services.database, body.payload, body.delay_seconds, idempotency_key=key
             )
-    except IdempotencyKeyReused as exc:
-        raise ApiError(422, Code.IDEMPOTENCY_KEY_REUSED, str(exc)) from None
+    except IdempotencyKeyReused:
+        # Names neither the key nor the first job: a guessed key must not reveal a job id.
+        raise ApiError(
+            422,
+            Code.IDEMPOTENCY_KEY_REUSED,
+            "this Idempotency-Key was first used with another payload or delay",
+        ) from None
     job = submission.job
     if submission.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     if job.status == JobStatus.QUEUED:
         _send(services, submission)
-    response.headers["Location"] = str(request.url_for("read_job", job_id=job.id))
+    # A path, not an absolute URL: one built from the request would echo its Host header.
+    location = request.app.url_path_for("read_job", job_id=job.id)
+    response.headers["Location"] = request.scope.get("root_path", "") + str(location)
     return JobAccepted(id=job.id, status=job.status)
 
 

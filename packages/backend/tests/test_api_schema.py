@@ -1,0 +1,88 @@
+"""The API against its own OpenAPI schema: ``schemathesis run --checks all`` on a real ``boards
+api`` server (PostgreSQL, Redis). Every answer to generated requests, valid and invalid, is one
+the schema declares, in the shape it declares; what the schema allows is accepted and what it
+forbids is refused.
+
+Bounded: a fixed seed, deterministic generation, MAX_EXAMPLES per operation and phase, and a
+time budget for the fuzzing and stateful phases (MAX_SECONDS).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from boards_testing.processes import BIN, BOARDS, base_env, free_port, stop_process
+from boards_testing.waiting import wait_for
+
+MAX_EXAMPLES = 25
+MAX_SECONDS = 30
+HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+
+
+@pytest.fixture
+def server(fresh_pg_url: str, clean_redis_url: str, tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    env = base_env(
+        BOARDS_DATABASE_URL=fresh_pg_url,
+        BOARDS_REDIS_URL=clean_redis_url,
+        BOARDS_API_HOST="127.0.0.1",
+        BOARDS_API_PORT=str(port),
+        BOARDS_RUN_DIR=str(tmp_path / "run"),
+        BOARDS_LOG_LEVEL="warning",
+    )
+    log = tmp_path / "api.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([BOARDS, "api"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert proc.poll() is None, log.read_text()
+        try:
+            return httpx.get(f"{url}/health/ready", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, timeout=60, what="the API to be ready")
+    yield url
+    stop_process(proc)
+
+
+def test_the_api_answers_as_its_schema_says(server: str, tmp_path: Path) -> None:
+    run = subprocess.run(
+        [
+            str(BIN / "schemathesis"),
+            "--config-file",
+            str(CONFIG),
+            "run",
+            f"{server}/openapi.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            str(MAX_EXAMPLES),
+            "--seed",
+            "1",
+            "--generation-deterministic",
+            "--max-time",
+            str(MAX_SECONDS),
+            "--workers",
+            "1",
+            "--no-color",
+            "--output-truncate",
+            "true",
+            "--report-dir",
+            str(tmp_path / "report"),
+        ],
+        env=base_env(SCHEMATHESIS_HOOKS=str(HOOKS)),
+        cwd=tmp_path,  # its .schemathesis cache stays out of the tree
+        capture_output=True,
+        text=True,
+        timeout=MAX_SECONDS + 60,
+        check=False,
+    )
+    (tmp_path / "schemathesis.txt").write_text(run.stdout)
+    assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-5_000:]
