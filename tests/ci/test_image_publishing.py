@@ -218,6 +218,24 @@ def promotion_violations(wf: dict[str, Any]) -> list[str]:
                     bad.append(f"{job_id}: DIGEST_LINUX_{arch.upper()} is not {want}")
         if "DIGESTS_DIR" in env:
             bad.append(f"{job_id}: reads digests from files (DIGESTS_DIR), not the build outputs")
+    for job_id, job in jobs(wf).items():
+        # Any job of the run can upload an artifact under a given name; an id is the build's.
+        for i, s in enumerate(job.get("steps") or []):
+            if not uses(s, "actions/download-artifact"):
+                continue
+            ids = str((s.get("with") or {}).get("artifact-ids", ""))
+            if not re.fullmatch(
+                r"(?:,?\$\{\{ (?:needs\.\w+\.outputs\.\w+|matrix\.sbom) \}\})+", ids
+            ):
+                bad.append(f"{job_id}.steps[{i}]: downloads by name, not the build's artifact ids")
+    for build, build_arches in pushing.items():
+        job = jobs(wf)[build]
+        upload = next((s for s in job["steps"] if uses(s, "actions/upload-artifact")), {"id": None})
+        for arch in build_arches:
+            artifact = f"steps.{upload.get('id')}.outputs.artifact-id"
+            want = f"${{{{ matrix.arch == '{arch}' && {artifact} || '' }}}}"
+            if (job.get("outputs") or {}).get(f"sbom_{arch}") != want:
+                bad.append(f"{build}: output sbom_{arch} is not {want}")
     return bad
 
 
@@ -613,6 +631,7 @@ def test_promotion_checker_rejects_bad_sample() -> None:
         "publish: SOURCE_IMAGE is not build's image output",
         "publish: DIGEST_LINUX_AMD64 is not ${{ needs.build.outputs.digest_amd64 }}",
         "publish: reads digests from files (DIGESTS_DIR)",
+        "publish.steps[0]: downloads by name, not the build's artifact ids",
     ):
         assert message in text, f"{message!r} not in:\n{text}"
 
@@ -647,6 +666,16 @@ def _swap_test_digests(j: dict[str, Any]) -> None:
             "build: output digest_arm64 is not",
         ),
         (lambda j: j.pop("test"), "no job tests the digests build pushed"),
+        (
+            lambda j: step_running(j["publish"], "actions/download-artifact")["with"].update(
+                {"artifact-ids": None, "pattern": "sbom-linux-*"}
+            ),
+            "publish.steps[1]: downloads by name, not the build's artifact ids",
+        ),
+        (
+            lambda j: j["build"]["outputs"].pop("sbom_arm64"),
+            "build: output sbom_arm64 is not ${{ matrix.arch == 'arm64' && steps.sbom.outputs",
+        ),
     ],
 )
 def test_promotion_checker_rejects_one_change(
