@@ -77,16 +77,20 @@ def migrated_sqlite_url(sqlite_url: str) -> str:
 
 @pytest.fixture
 def start_api(tmp_path: Path) -> Iterator[StartApi]:
-    """``start_api(database_url=..., redis_url=...)``: a real app with its lifespan running,
-    as the transport to give BoardsClient (a RecordingTransport)."""
+    """``start_api(database_url=..., redis_url=..., api_tokens_file=None)``: a real app with its
+    lifespan running, as the transport to give BoardsClient (a RecordingTransport)."""
     running: list[TestClient] = []
 
-    def start(*, database_url: str, redis_url: str | None) -> RecordingTransport:
+    def start(
+        *, database_url: str, redis_url: str | None, api_tokens_file: Path | None = None
+    ) -> RecordingTransport:
         settings = load_settings(
+            api=True,
             database_url=database_url,
             redis_url=redis_url,
             data_dir=tmp_path / "data",
             run_dir=tmp_path / "run",
+            api_tokens_file=api_tokens_file,
         )
         app_client = TestClient(create_app(settings), base_url=BASE_URL)
         app_client.__enter__()  # runs the app's lifespan, as uvicorn would

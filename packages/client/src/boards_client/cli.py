@@ -1,8 +1,11 @@
 """``boards-client``: submit a job from the shell and print it as JSON.
 
-    boards-client submit PAYLOAD [--url URL] [--wait] [--timeout S] [--delay S]
-    boards-client get ID [--url URL]
-    boards-client health [--url URL]
+    boards-client submit PAYLOAD [--url URL] [--token T] [--wait] [--timeout S] [--delay S]
+    boards-client get ID [--url URL] [--token T]
+    boards-client health [--url URL] [--token T]
+
+The API token comes from ``--token`` or ``$BOARDS_API_TOKEN`` (better: it stays out of ``ps``);
+it is never printed.
 
 Exit codes: 0 done (for ``--wait``: the job succeeded), 1 the job failed, timed out, or the API
 answered an error or could not be reached, 2 bad input. Errors are one line on stderr.
@@ -25,6 +28,7 @@ from boards_client.client import BoardsClient, BoardsError
 PROG = "boards-client"
 DEFAULT_URL = "http://localhost:8800"
 URL_ENV = "BOARDS_URL"
+TOKEN_ENV = "BOARDS_API_TOKEN"  # noqa: S105 (the variable's name, not a token)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -62,11 +66,13 @@ def _positive_seconds(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Talk to a boards API from the shell.")
     url_help = f"API base URL (default: ${URL_ENV} or {DEFAULT_URL})"
+    token_help = f"API bearer token (default: ${TOKEN_ENV}; none: send no Authorization)"
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     submit = sub.add_parser("submit", help="enqueue a job and print it as JSON")
     submit.add_argument("payload", help="the job's payload text")
     submit.add_argument("--url", help=url_help)
+    submit.add_argument("--token", help=token_help)
     submit.add_argument("--wait", action="store_true", help="wait until the job finished")
     submit.add_argument(
         "--delay", type=_non_negative_seconds, default=0.0, help="delay_seconds for the job"
@@ -81,9 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     get = sub.add_parser("get", help="print one job as JSON")
     get.add_argument("id", help="the job id")
     get.add_argument("--url", help=url_help)
+    get.add_argument("--token", help=token_help)
 
     health = sub.add_parser("health", help="print /api/v1/system/health as JSON")
     health.add_argument("--url", help=url_help)
+    health.add_argument("--token", help=token_help)
     return parser
 
 
@@ -96,8 +104,8 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def run(args: argparse.Namespace, url: str) -> int:
-    with BoardsClient(url) as client:
+def run(args: argparse.Namespace, url: str, token: str | None = None) -> int:
+    with BoardsClient(url, token=token) as client:
         if args.command == "health":
             _print_json(client.system_health())
             return EXIT_OK
@@ -117,8 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         return _fail(str(exc), EXIT_USAGE)
     url = args.url or os.environ.get(URL_ENV) or DEFAULT_URL
+    token = args.token or os.environ.get(TOKEN_ENV) or None  # empty counts as unset
     try:
-        return run(args, url)
+        return run(args, url, token)
     except ValueError as exc:  # a malformed URL or job id
         return _fail(str(exc), EXIT_USAGE)
     except (BoardsError, TimeoutError) as exc:

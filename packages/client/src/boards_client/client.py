@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,9 @@ import httpx
 FINISHED_STATUSES = frozenset({"succeeded", "failed"})
 
 JOBS_PATH = "/api/v1/jobs"
+#: What a bearer token may hold: visible ASCII, so it can never break the header it goes in
+#: (an httpx error about a bad header value would quote the token).
+_TOKEN = re.compile(r"[!-~]+")
 
 
 class BoardsError(Exception):
@@ -133,6 +137,8 @@ class BoardsClient:
         with BoardsClient("http://localhost:8800", timeout=5) as client:
             client.health()
 
+    ``token`` is sent as ``Authorization: Bearer <token>`` on every request (an API with
+    ``BOARDS_API_TOKENS_FILE`` set needs it); it is never part of an error message or repr.
     ``transport`` is passed to httpx (tests pass the app's own, or ``httpx.MockTransport``).
     """
 
@@ -143,18 +149,25 @@ class BoardsClient:
         *,
         transport: httpx.BaseTransport | None = None,
         headers: dict[str, str] | None = None,
+        token: str | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
+        if token is not None and not _TOKEN.fullmatch(token):
+            raise ValueError("the API token must be visible ASCII characters, without spaces")
         self.base_url = base_url.rstrip("/")
+        auth = {"Authorization": f"Bearer {token}"} if token is not None else {}
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=timeout,
             transport=transport,
-            headers={"Accept": "application/json", **(headers or {})},
+            headers={"Accept": "application/json", **auth, **(headers or {})},
         )
+
+    def __repr__(self) -> str:
+        return f"BoardsClient({self.base_url!r})"
 
     # -- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:

@@ -17,7 +17,10 @@ characters, replayed or refused as the API does). Every error has the API's shap
 ``{"error", "detail", "request_id"}`` and every answer an ``X-Request-ID``.
 ``ready = False`` makes the readiness route answer 503 and the system health ``degraded``;
 ``broker_up = False`` makes ``POST /api/v1/jobs`` answer ``503 broker_unavailable`` and store
-nothing. The client's tests check this fake against the real app (tests/test_fake.py).
+nothing. ``tokens={"..."}`` makes every route but ``/health`` and ``/health/ready`` answer
+``401 unauthorized`` (with ``WWW-Authenticate``) unless ``Authorization: Bearer`` carries one of
+them, as the API does with ``BOARDS_API_TOKENS_FILE``. The client's tests check this fake
+against the real app (tests/test_fake.py, tests/test_auth.py).
 """
 
 from __future__ import annotations
@@ -47,14 +50,24 @@ MAX_DELAY_SECONDS = 30
 MAX_PAYLOAD_CHARS = 1_000_000
 MAX_IDEMPOTENCY_KEY = 255
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+OPEN_PATHS = frozenset({"/health", "/health/ready"})
+REALM = 'Bearer realm="boards"'
 
 
 class _Refused(Exception):
     """An answer in the API's error shape."""
 
-    def __init__(self, status: int, error: str, detail: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status, self.error, self.detail, self.extra = status, error, detail, extra
+        self.headers = headers or {}
 
 
 @dataclass
@@ -65,6 +78,7 @@ class FakeBoardsApi:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[httpx.Request] = field(default_factory=list)
     bodies: list[Any] = field(default_factory=list)
+    tokens: frozenset[str] = frozenset()  # empty: no token needed
 
     def transport(self) -> httpx.MockTransport:
         """An httpx transport answering from this fake."""
@@ -79,7 +93,7 @@ class FakeBoardsApi:
             response = self._route(request)
         except _Refused as refused:
             body = {"error": refused.error, "detail": refused.detail, "request_id": request_id}
-            headers = {"Retry-After": "5"} if refused.status == 503 else {}
+            headers = {"Retry-After": "5"} if refused.status == 503 else refused.headers
             response = httpx.Response(
                 refused.status, json={**body, **refused.extra}, headers=headers
             )
@@ -88,6 +102,8 @@ class FakeBoardsApi:
 
     def _route(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
+        if self.tokens and path not in OPEN_PATHS:
+            self._authorize(request)
         match = JOB_PATH.match(path)
         allowed = ROUTES.get(path) or ("GET" if match else None)
         if allowed is None:
@@ -106,6 +122,23 @@ class FakeBoardsApi:
         if match:
             return self._get(match["id"])
         return self._create(request)
+
+    def _authorize(self, request: httpx.Request) -> None:
+        scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer":
+            raise _Refused(
+                401,
+                "unauthorized",
+                "send Authorization: Bearer <token>",
+                headers={"WWW-Authenticate": REALM},
+            )
+        if credentials.strip() not in self.tokens:
+            raise _Refused(
+                401,
+                "unauthorized",
+                "the bearer token is not valid",
+                headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
+            )
 
     def _system_health(self) -> dict[str, Any]:
         database = (
