@@ -15,10 +15,17 @@ from boards.jobs import ACTOR_NAME, QUEUE_NAME, create_job, get_job
 from boards.settings import Settings
 from boards.workers.broker import job_options, worker_middleware
 from boards.workers.middleware import (
+    BROKER_UNAVAILABLE,
+    DATABASE_ERROR,
+    DATABASE_UNAVAILABLE,
+    TIME_LIMIT,
+    WORK_FAILED,
     HandBackOnShutdown,
     Heartbeat,
     LeaseKeeper,
     RecordGiveUp,
+    failure_reason,
+    give_up_error,
     heartbeat_path,
     shutdown_grace,
 )
@@ -26,7 +33,9 @@ from boards.workers.process import process_delivery
 from dramatiq import Message
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.middleware import Shutdown
+from dramatiq.middleware import Shutdown, TimeLimitExceeded
+from redis import exceptions as redis_exc
+from sqlalchemy import exc as sa_exc
 
 
 def _message(*args: object) -> MessageProxy:
@@ -150,7 +159,26 @@ def test_give_up_marks_the_job_failed() -> None:
     assert recorded == []
     message.fail()
     middleware.after_process_message(None, message, exception=RuntimeError("db down"))  # type: ignore[arg-type]
-    assert recorded == [("job-9", "the job failed after 4 attempts: the job's work raised an error")]
+    assert recorded == [("job-9", f"the job failed after 4 attempts: {WORK_FAILED}")]
+
+
+@pytest.mark.parametrize(
+    ("exception", "reason"),
+    [
+        (sa_exc.OperationalError("UPDATE jobs", ("S3",), OSError("locked")), DATABASE_UNAVAILABLE),
+        (sa_exc.InterfaceError("SELECT 1", {}, OSError("closed")), DATABASE_UNAVAILABLE),
+        (sa_exc.TimeoutError("QueuePool limit reached"), DATABASE_UNAVAILABLE),
+        (sa_exc.IntegrityError("INSERT INTO jobs", ("S3",), OSError("dup")), DATABASE_ERROR),
+        (redis_exc.ConnectionError("Error 111 connecting to redis:6379"), BROKER_UNAVAILABLE),
+        (TimeLimitExceeded(), TIME_LIMIT),
+        (ValueError("S3CRET"), WORK_FAILED),
+    ],
+)
+def test_a_failed_jobs_error_names_the_kind_of_failure_only(
+    exception: BaseException, reason: str
+) -> None:
+    assert failure_reason(exception) == reason
+    assert give_up_error(1, exception) == f"the job failed after 1 attempt: {reason}"
 
 
 # -- the real stack, in build_broker's order, on dramatiq's StubBroker ---------------------------

@@ -1,15 +1,17 @@
 """One log format for every role: time, pid, thread, logger, level, message.
 
 It is dramatiq's own format, so the dramatiq supervisor process (which never imports boards)
-logs exactly like the API, the worker processes and the CLI. Every line, tracebacks included,
-goes through :func:`boards.redact.scrub`: no password, token, SQL statement or bound parameter
-reaches the log, whichever library wrote the line.
+logs exactly like the API, the worker processes and the CLI. Every record, its traceback
+included, goes through :func:`boards.redact.scrub` as it is made: no password, token, SQL
+statement or bound parameter reaches the log, whichever library logged it and whichever handler
+writes it (uvicorn installs its own for its loggers).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 from boards.redact import scrub
 
@@ -33,16 +35,44 @@ class _QuietHealthAccess(logging.Filter):
         return True
 
 
-class _ScrubbingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record))
+_make_record = logging.getLogRecordFactory()
+_traceback = logging.Formatter()
+
+
+def _scrub_message(record: logging.LogRecord) -> None:
+    message = record.getMessage()
+    if scrub(message) == message:
+        return
+    if isinstance(record.args, tuple):
+        # Arguments scrubbed one by one: formatters and filters (uvicorn's access log,
+        # _QuietHealthAccess) read them.
+        record.args = tuple(scrub(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = scrub(record.msg)
+        message = record.getMessage()
+        if scrub(message) == message:
+            return
+    record.msg, record.args = scrub(message), None
+
+
+def _scrubbed_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """A log record whose message and traceback are scrubbed."""
+    record = _make_record(*args, **kwargs)
+    try:
+        _scrub_message(record)
+    except Exception:  # a bad format string: logging reports it when the record is written
+        return record
+    if record.exc_info and record.exc_info[0] is not None:
+        record.exc_text = scrub(_traceback.formatException(record.exc_info))
+    return record
 
 
 def configure_logging(level: str = "info", *, stream: object | None = None) -> None:
     """(Re)configure the root logger; safe to call more than once."""
     handler = logging.StreamHandler(stream or sys.stderr)  # type: ignore[arg-type]
-    handler.setFormatter(_ScrubbingFormatter(LOG_FORMAT))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.addFilter(_QuietHealthAccess())
+    logging.setLogRecordFactory(_scrubbed_record)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
