@@ -1,7 +1,8 @@
 """The API against its own OpenAPI schema: ``schemathesis run --checks all`` on a real ``boards
-api`` server (PostgreSQL, Redis). Every answer to generated requests, valid and invalid, is one
-the schema declares, in the shape it declares; what the schema allows is accepted and what it
-forbids is refused.
+api`` server (PostgreSQL, Redis, an API token file as in production; schemathesis sends the token
+and checks that requests without it are refused). Every answer to generated requests, valid
+and invalid, is one the schema declares, in the shape it declares; what the schema allows is
+accepted and what it forbids is refused.
 
 Bounded: a fixed seed, deterministic generation, MAX_EXAMPLES per operation and phase, and a
 time budget for the fuzzing and stateful phases (MAX_SECONDS).
@@ -19,7 +20,8 @@ from boards_testing.processes import BIN, BOARDS, base_env, free_port, stop_proc
 from boards_testing.waiting import wait_for
 
 MAX_EXAMPLES = 25
-MAX_SECONDS = 30
+MAX_SECONDS = 20
+TOKEN = "schemathesis-token-0123456789"
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
@@ -27,7 +29,10 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 @pytest.fixture
 def server(fresh_pg_url: str, clean_redis_url: str, tmp_path: Path) -> Iterator[str]:
     port = free_port()
+    tokens = tmp_path / "tokens"
+    tokens.write_text(TOKEN + "\n")
     env = base_env(
+        BOARDS_API_TOKENS_FILE=str(tokens),
         BOARDS_DATABASE_URL=fresh_pg_url,
         BOARDS_REDIS_URL=clean_redis_url,
         BOARDS_API_HOST="127.0.0.1",
@@ -69,6 +74,8 @@ def test_the_api_answers_as_its_schema_says(server: str, tmp_path: Path) -> None
             "--generation-deterministic",
             "--max-time",
             str(MAX_SECONDS),
+            "--header",
+            f"Authorization: Bearer {TOKEN}",
             "--workers",
             "1",
             "--no-color",
