@@ -27,6 +27,7 @@ from boards.logs import configure_logging, one_line
 from boards.migrations import upgrade_to_head
 from boards.redact import mask_url, scrub
 from boards.settings import Settings, default_alembic_ini, load_settings
+from boards.workers import middleware
 from boards.workers.broker import job_options, worker_middleware
 from boards.workers.middleware import LeaseKeeper
 from boards.workers.process import process_delivery
@@ -270,8 +271,8 @@ def test_a_job_failed_by_a_locked_database_says_so_without_sql(
     db = get_database(migrated_sqlite_url)
     job = create_job(db, "x").job
     broker = StubBroker(middleware=[])
-    for middleware in worker_middleware(settings, db, ping=lambda: True, reconcile=None):
-        broker.add_middleware(middleware)
+    for each in worker_middleware(settings, db, ping=lambda: True, reconcile=None):
+        broker.add_middleware(each)
     leases = next(m for m in broker.middleware if isinstance(m, LeaseKeeper))
     locker = sqlite3.connect(
         str(make_url(migrated_sqlite_url).database), isolation_level=None, check_same_thread=False
@@ -328,3 +329,17 @@ def test_a_job_failed_by_a_locked_database_says_so_without_sql(
     assert "database is locked" in line
     assert "Traceback" in log
     assert "UPDATE jobs" not in log and "'running'" not in log, log
+
+
+def test_the_failure_vocabulary_is_the_documented_one() -> None:
+    """docs/operations.md's table of a failed job's reasons is the code's list."""
+    doc = (Path(__file__).parents[3] / "docs" / "operations.md").read_text()
+    section = doc.split("### Secrets and internals in messages", 1)[1].split("\n### ", 1)[0]
+    documented = {line.split("`")[1] for line in section.splitlines() if line.startswith("| `the ")}
+    assert documented == {
+        middleware.DATABASE_UNAVAILABLE,
+        middleware.DATABASE_ERROR,
+        middleware.BROKER_UNAVAILABLE,
+        middleware.TIME_LIMIT,
+        middleware.WORK_FAILED,
+    }
