@@ -16,7 +16,7 @@ import pytest
 from boards import tokens as tokens_module
 from boards.api.factory import create_app
 from boards.settings import Settings, SettingsError, load_settings
-from boards.tokens import TokenFile, TokenFileError, parse_tokens
+from boards.tokens import TokenFile, TokenFileError, parse_tokens, read_tokens
 from boards_testing.processes import base_env
 from fastapi.testclient import TestClient
 
@@ -89,6 +89,12 @@ def test_an_unusable_file_says_why_without_its_contents(text: str, says: str) ->
         parse_tokens(text)
     assert str(caught.value).startswith(says)
     assert "s3cret" not in str(caught.value)
+
+
+def test_a_byte_order_mark_and_crlf_line_ends_are_no_part_of_a_token(tmp_path: Path) -> None:
+    path = tmp_path / "tokens"
+    path.write_bytes(b"\xef\xbb\xbf" + f"{TOKEN}\r\n{OTHER}\r\n".encode())
+    assert read_tokens(path) == {hashlib.sha256(t.encode()).digest() for t in (TOKEN, OTHER)}
 
 
 def test_every_configured_digest_is_compared_in_constant_time(

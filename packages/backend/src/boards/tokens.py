@@ -63,7 +63,7 @@ def parse_tokens(text: str) -> frozenset[bytes]:
 
 def read_tokens(path: Path) -> frozenset[bytes]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM some editors write is no token
     except FileNotFoundError:
         raise TokenFileError("no such file") from None
     except IsADirectoryError:
