@@ -1,7 +1,7 @@
 """API tokens on the real image: the token file bind-mounted read-only where Kubernetes mounts
 Secret `boards-api-tokens`, requests without, with a wrong and with a right token, a rotation
 seen without a restart, and a bad file stopping the API (docs/operations.md, "Security").
-Three containers on SQLite, about 10 s each; the compose check starts none."""
+Four containers on SQLite, a few seconds each; the compose check starts none."""
 
 from __future__ import annotations
 
@@ -105,20 +105,31 @@ def test_without_the_setting_the_api_warns_once_that_it_is_open(backend_image: s
     assert "[WARNING]" in warnings[0]
 
 
-def test_an_empty_token_file_stops_the_api_with_exit_2(backend_image: str, tmp_path: Path) -> None:
-    directory = secret_dir(tmp_path, "# nothing yet\n")
+@pytest.mark.parametrize(
+    ("owner", "text", "says"),
+    [
+        (UID, "# nothing yet\n", "holds no token"),
+        (0, f"{TOKEN}\n", "cannot be read (permission denied)"),  # root's 0400: a common slip
+    ],
+)
+def test_an_unusable_token_file_stops_the_api_with_exit_2(
+    backend_image: str, tmp_path: Path, owner: int, text: str, says: str
+) -> None:
+    directory = secret_dir(tmp_path, text)
+    os.chown(directory / "tokens", owner, owner)
     api = backend(
         backend_image, env={"BOARDS_API_TOKENS_FILE": TOKENS_FILE}, port=None
     ).with_volume_mapping(str(directory), MOUNT, "ro")
     with api:
         assert wait_exit(api) == 2
-        text = logs(api)
-    assert text.strip().splitlines() == [
-        f"boards: invalid setting BOARDS_API_TOKENS_FILE='{TOKENS_FILE}': holds no token; "
+        output = logs(api)
+    assert output.strip().splitlines() == [
+        f"boards: invalid setting BOARDS_API_TOKENS_FILE='{TOKENS_FILE}': {says}; "
         "must be the path of a readable file of API tokens, one per line (a token of 16+ "
         "characters of A-Z a-z 0-9 -._~+/, or sha256:<64 hex>)"
     ]
-    assert "migrat" not in text  # stopped before the migration
+    assert "migrat" not in output  # stopped before the migration
+    assert TOKEN not in output
 
 
 @pytest.mark.parametrize("given", [False, True])
