@@ -9,6 +9,7 @@ writes it (uvicorn installs its own for its loggers).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from typing import Any
@@ -58,12 +59,12 @@ def _scrub_message(record: logging.LogRecord) -> None:
 def _scrubbed_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
     """A log record whose message and traceback are scrubbed."""
     record = _make_record(*args, **kwargs)
-    try:
+    # A bad format string is logging's to report, when the record is written; and a log call
+    # must never raise into the code that made it.
+    with contextlib.suppress(Exception):
         _scrub_message(record)
-    except Exception:  # a bad format string: logging reports it when the record is written
-        return record
-    if record.exc_info and record.exc_info[0] is not None:
-        record.exc_text = scrub(_traceback.formatException(record.exc_info))
+        if record.exc_info and record.exc_info[0] is not None:
+            record.exc_text = scrub(_traceback.formatException(record.exc_info))
     return record
 
 

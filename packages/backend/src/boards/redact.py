@@ -17,9 +17,10 @@ MASK = "***"
 #: Query keys whose value is a secret: password, sslpassword, pass, pwd, token, api_key, ...
 _SECRET_KEY = re.compile(r"pass|pwd|secret|token|key|auth|credential|private", re.IGNORECASE)
 #: ``key=value`` anywhere: in a query string (``?a=1&password=x``), a DSN, a log line.
-_PAIR = re.compile(r"(?P<key>[A-Za-z0-9_.%+-]+)=(?P<value>[^&\s]*)")
+#: The look-behinds start a match only where a word starts: linear time on long text.
+_PAIR = re.compile(r"(?<![A-Za-z0-9_.%+-])(?P<key>[A-Za-z0-9_.%+-]+)=(?P<value>[^&\s]*)")
 #: A URL in free text: a scheme, ``://`` and everything up to the next blank.
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S*")
+_URL = re.compile(r"(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*://\S*")
 _BEARER = re.compile(r"(?P<word>\bBearer\s+)\S+", re.IGNORECASE)
 #: SQLAlchemy's ``[SQL: ...]`` (possibly several lines) and ``[parameters: ...]`` (one line).
 _SQL = re.compile(
@@ -85,9 +86,10 @@ def _drop_sql(text: str) -> str:
 def scrub(text: str) -> str:
     """``text`` with every URL masked (:func:`mask_url`), secret ``key=value`` pairs and
     ``Bearer`` tokens masked, and SQLAlchemy's SQL and bound parameters cut."""
+    text = _drop_sql(text)
     if "://" in text:
         text = _URL.sub(lambda match: _mask_user_info(match[0]), text)
     text = _mask_pairs(text)
     if "earer" in text:
         text = _BEARER.sub(lambda match: match["word"] + MASK, text)
-    return _drop_sql(text)
+    return text
