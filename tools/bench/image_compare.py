@@ -421,105 +421,53 @@ def table(
 
     uv_ref = (TITLES["uv-example"],) if "uv-example" in names else ()
     refs = tuple(TITLES[n] for n in names if n != "project")
-    build = "build"
-    if cold:
-        out.add(
-            "cold build (every build cache pruned)",
-            values("first_build_s"),
-            "s",
-            goal=Goal(than=uv_ref, factor=1.1),
-            section=build,
-        )
-    else:
-        out.add(
-            "first build, warm cache (not cold: no --cold)",
-            values("first_build_s"),
-            "s",
-            section=build,
-        )
-    out.add(
-        "no-change re-build (the project: `just image`)",
-        values("no_change_s"),
-        "s",
-        digits=2,
-        goal=Goal(0.5),
-        section=build,
+    first_label, first_goal = (
+        ("cold build (every build cache pruned)", Goal(than=uv_ref, factor=1.1))
+        if cold
+        else ("first build, warm cache (not cold: no --cold)", None)
     )
-    out.add("code-change re-build", values("code_change_s"), "s", goal=Goal(3.0), section=build)
-    out.add("size", values("size", 1 / MB), "MB", goal=Goal(than=uv_ref), section="size")
-    out.add("size over the base", values("over_base", 1 / MB), "MB", section="size")
-    start = "start-up"
-    out.add(
-        "floor: `docker run` of `python -c pass`",
-        values("floor_s"),
-        "s",
-        digits=2,
-        better=None,
-        section=start,
+    healthy = "`docker run` to Docker `healthy`" + (
+        f" (interval {interval:g} s)" if interval else ""
     )
-    out.add(
-        "`docker run` to first `/health` 200",
-        values("health_s"),
-        "s",
-        digits=2,
-        goal=Goal(1.0, than=refs),
-        section=start,
-    )
-    out.add("… minus the floor", values("over_floor_s"), "s", digits=2, section=start)
-    out.add(
-        "`docker run` to `/api/v1/system/health` 200",
-        values("system_health_s"),
-        "s",
-        digits=2,
-        goal=Goal(1.2),
-        section=start,
-    )
-    out.add(
-        "`docker run` to Docker `healthy`" + (f" (interval {interval:g} s)" if interval else ""),
-        values("healthy_s"),
-        "s",
-        digits=2,
-        goal=Goal(interval + 1.0) if interval else None,
-        section=start,
-    )
-    if "project" in names:
-        out.add(
-            "worker: `docker run` to its first job done",
-            values("worker_consuming_s"),
-            "s",
-            digits=2,
-            goal=Goal(1.5),
-            section=start,
-        )
-    out.add(
-        "health check, CPU per run",
-        values("healthcheck_cpu_ms"),
-        "ms",
-        digits=0,
-        section="health check CPU",
-    )
-    if any("idle_cpu_pct" in medians[n] for n in names):
-        out.add(
-            f"idle API, CPU over {window or 0:g} s, health checks included",
-            values("idle_cpu_pct"),
-            "%",
-            digits=2,
-            goal=Goal(1.0),
-            section="idle CPU",
-        )
-    out.add("idle RSS, API", values("rss_mb"), "MB", section="memory")
-    out.add("`docker stop`, idle API", values("stop_api_s"), "s", digits=2, section="stop")
-    if "project" in names:
-        out.add(
-            "`docker stop`, idle worker", values("stop_worker_s"), "s", digits=2, section="stop"
-        )
-        out.add(
-            "`docker stop`, worker with a 20 s job in flight",
-            values("stop_worker_busy_s"),
-            "s",
-            digits=2,
-            section="stop",
-        )
+    idle = f"idle API, CPU over {window or 0:g} s, health checks included"
+    # Per section: label, figure, unit, digits, goal. A figure no image has (the worker's, idle
+    # CPU when skipped) is left out. Sizes are measured in bytes and shown in MB.
+    worker_done = "worker: `docker run` to its first job done"
+    rows: dict[str, list[tuple[str, str, str, int, Goal | None]]] = {
+        "build": [
+            (first_label, "first_build_s", "s", 1, first_goal),
+            ("no-change re-build (the project: `just image`)", "no_change_s", "s", 2, Goal(0.5)),
+            ("code-change re-build", "code_change_s", "s", 1, Goal(3.0)),
+        ],
+        "size": [
+            ("size", "size", "MB", 1, Goal(than=uv_ref)),
+            ("size over the base", "over_base", "MB", 1, None),
+        ],
+        "start-up": [
+            ("floor: `docker run` of `python -c pass`", "floor_s", "s", 2, None),
+            ("`docker run` to first `/health` 200", "health_s", "s", 2, Goal(1.0, than=refs)),
+            ("… minus the floor", "over_floor_s", "s", 2, None),
+            ("`docker run` to `/api/v1/system/health` 200", "system_health_s", "s", 2, Goal(1.2)),
+            (healthy, "healthy_s", "s", 2, Goal(interval + 1.0) if interval else None),
+            (worker_done, "worker_consuming_s", "s", 2, Goal(1.5)),
+        ],
+        "health check CPU": [("health check, CPU per run", "healthcheck_cpu_ms", "ms", 0, None)],
+        "idle CPU": [(idle, "idle_cpu_pct", "%", 2, Goal(1.0))],
+        "memory": [("idle RSS, API", "rss_mb", "MB", 1, None)],
+        "stop": [
+            ("`docker stop`, idle API", "stop_api_s", "s", 2, None),
+            ("`docker stop`, idle worker", "stop_worker_s", "s", 2, None),
+            ("`docker stop`, worker with a 20 s job in flight", "stop_worker_busy_s", "s", 2, None),
+        ],
+    }
+    for section, section_rows in rows.items():
+        for label, key, unit, digits, goal in section_rows:
+            if not any(key in medians[n] for n in names):
+                continue
+            scale = 1 / MB if key in ("size", "over_base") else 1
+            better = None if key == "floor_s" else "lower"
+            found = values(key, scale)
+            out.add(label, found, unit, digits=digits, better=better, goal=goal, section=section)
     return out
 
 

@@ -226,20 +226,9 @@ def table(results: dict[str, Any]) -> Table:
     out.add("`GET /health` p99", health["p99_ms"], "ms", section=latency)
     out.add("`POST /api/v1/jobs` p50", post["p50_ms"], "ms", section=latency)
     out.add("`POST /api/v1/jobs` p99", post["p99_ms"], "ms", goal=Goal(100.0), section=latency)
-    out.add(
-        f"round trip p50 ({rt['jobs']} sequential jobs)",
-        rt["p50_ms"],
-        "ms",
-        goal=Goal(20.0),
-        section=latency,
-    )
-    out.add(
-        f"round trip p99 ({rt['jobs']} sequential jobs)",
-        rt["p99_ms"],
-        "ms",
-        goal=Goal(60.0),
-        section=latency,
-    )
+    for pct, limit in (("p50", 20.0), ("p99", 60.0)):
+        label = f"round trip {pct} ({rt['jobs']} sequential jobs)"
+        out.add(label, rt[f"{pct}_ms"], "ms", goal=Goal(limit), section=latency)
     if "server_p50_ms" in rt:  # runs saved before this figure existed have none
         server = "round trip, service side (row accepted to row final)"
         out.add(f"{server} p50", rt["server_p50_ms"], "ms", section=latency)

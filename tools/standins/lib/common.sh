@@ -37,20 +37,16 @@ need_host_tool() { # need_host_tool COMMAND PACKAGE
 # The dpkg filters of Debian's "slim" images (debuerreotype): no docs except copyright
 # notices, no man/info pages, no translations. They stay in the image (dpkg.cfg.d/99mmdebstrap)
 # so packages installed later are slimmed too, as in debian:bookworm-slim.
-SLIM_DPKG_OPTS=(
-  --dpkgopt='path-exclude=/usr/share/doc/*'
-  --dpkgopt='path-include=/usr/share/doc/*/copyright'
-  --dpkgopt='path-exclude=/usr/share/man/*'
-  --dpkgopt='path-exclude=/usr/share/groff/*'
-  --dpkgopt='path-exclude=/usr/share/info/*'
-  --dpkgopt='path-exclude=/usr/share/lintian/*'
-  --dpkgopt='path-exclude=/usr/share/linda/*'
-  --dpkgopt='path-exclude=/usr/share/locale/*'
-  --dpkgopt='path-include=/usr/share/locale/locale.alias'
-  --dpkgopt='path-exclude=/usr/share/gnome/help/*'
-  --dpkgopt='path-exclude=/usr/share/help/*'
-  --dpkgopt='path-exclude=/usr/share/omf/*'
-)
+SLIM_DPKG_EXCLUDE='/usr/share/doc/* /usr/share/man/* /usr/share/groff/* /usr/share/info/*
+  /usr/share/lintian/* /usr/share/linda/* /usr/share/locale/* /usr/share/gnome/help/*
+  /usr/share/help/* /usr/share/omf/*'
+SLIM_DPKG_INCLUDE='/usr/share/doc/*/copyright /usr/share/locale/locale.alias'
+SLIM_DPKG_OPTS=()
+# read -a splits on white space without expanding the globs, which are dpkg's patterns.
+read -r -d '' -a _slim_paths <<<"$SLIM_DPKG_EXCLUDE" || true
+for _path in "${_slim_paths[@]}"; do SLIM_DPKG_OPTS+=("--dpkgopt=path-exclude=$_path"); done
+read -r -d '' -a _slim_paths <<<"$SLIM_DPKG_INCLUDE" || true
+for _path in "${_slim_paths[@]}"; do SLIM_DPKG_OPTS+=("--dpkgopt=path-include=$_path"); done
 
 # slim_rootfs WORKDIR OUT_TAR [mmdebstrap options...]
 # A Debian minbase root file system with the slim filters, merged /usr (without the usrmerge
