@@ -93,7 +93,7 @@ def test_accepting_a_job(api: Api) -> None:
     body = response.json()
     assert body == {"id": body["id"], "status": "queued"}
     assert str(uuid.UUID(body["id"])) == body["id"]
-    assert response.headers["location"] == f"{BASE_URL}{JOBS}/{body['id']}"
+    assert response.headers["location"] == f"{JOBS}/{body['id']}"  # a path, never from Host
     assert response.headers["x-request-id"] == "req-1"
 
 
@@ -181,7 +181,7 @@ def test_finished_jobs(api: Api, payload: str, outcome: dict[str, Any]) -> None:
             (
                 422,
                 "invalid_request",
-                "delay_seconds: Input should be a valid number, unable to parse string as a number",
+                "delay_seconds: Input should be a valid number",
             ),
         ),
         (
@@ -279,7 +279,7 @@ def test_idempotency_key_replays_or_refuses(api: Api) -> None:
     assert error_of(other) == (
         422,
         "idempotency_key_reused",
-        f"Idempotency-Key 'order-42' was used for another request (job {first.json()['id']})",
+        "this Idempotency-Key was first used with another payload or delay",
     )
 
 

@@ -182,7 +182,7 @@ class FakeBoardsApi:
                     raise _Refused(
                         422,
                         "idempotency_key_reused",
-                        f"Idempotency-Key {key!r} was used for another request (job {job['id']})",
+                        "this Idempotency-Key was first used with another payload or delay",
                     )
                 return _accepted(request, job, replayed=True)
         if not self.broker_up:
@@ -224,8 +224,7 @@ class FakeBoardsApi:
 
 
 def _accepted(request: httpx.Request, job: dict[str, Any], *, replayed: bool) -> httpx.Response:
-    location = request.url.copy_with(path=f"{JOBS_PATH}/{job['id']}", query=None)
-    headers = {"Location": str(location)}
+    headers = {"Location": f"{JOBS_PATH}/{job['id']}"}  # a path, as the API sends it
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return httpx.Response(202, json={"id": job["id"], "status": job["status"]}, headers=headers)
@@ -266,16 +265,8 @@ def _validated(body: Any) -> tuple[str, float]:
     if "\x00" in payload:
         _invalid("payload", "Value error, payload must not contain NUL characters", "value_error")
     delay = body.get("delay_seconds", 0.0)
-    if isinstance(delay, str):  # pydantic's lax mode takes numbers in strings
-        try:
-            delay = float(delay)
-        except ValueError:
-            _invalid(
-                "delay_seconds",
-                "Input should be a valid number, unable to parse string as a number",
-                "float_parsing",
-            )
-    if not isinstance(delay, int | float):
+    # Strict, as the API: a JSON number only, neither "0" nor false.
+    if isinstance(delay, bool) or not isinstance(delay, int | float):
         _invalid("delay_seconds", "Input should be a valid number", "float_type")
     if not math.isfinite(delay):
         _invalid("delay_seconds", "Input should be a finite number", "finite_number")
