@@ -25,7 +25,17 @@ from testcontainers.community.postgres import PostgresContainer
 from testcontainers.core.network import Network
 from testcontainers.core.wait_strategies import HttpWaitStrategy, LogMessageWaitStrategy
 
-from tests.image.support import ROOT, backend, base_url, logs, state, wait_exit, wait_healthy
+from tests.image.support import (
+    NETWORK_DB_URL,
+    NETWORK_REDIS_URL,
+    ROOT,
+    backend,
+    base_url,
+    logs,
+    state,
+    wait_exit,
+    wait_healthy,
+)
 
 # The first ticket's environment: hosts that do not exist.
 TICKET_ENV = {
@@ -148,13 +158,12 @@ def test_api_port_setting_moves_server_and_health_check(backend_image: str) -> N
 def test_migrate_role_upgrades_postgres_and_exits_zero(
     backend_image: str,
     network_postgres: PostgresContainer,
-    network_postgres_url: str,
     docker_network: Network,
 ) -> None:
     migrate = backend(
         backend_image,
         "migrate",
-        env={"BOARDS_DATABASE_URL": network_postgres_url},
+        env={"BOARDS_DATABASE_URL": NETWORK_DB_URL},
         network=docker_network,
         port=None,
     )
@@ -167,7 +176,6 @@ def test_migrate_role_upgrades_postgres_and_exits_zero(
 def test_failed_migration_exits_1_and_says_so(
     backend_image: str,
     network_postgres: PostgresContainer,
-    network_postgres_url: str,
     docker_network: Network,
 ) -> None:
     # A table in the way: the first migration's CREATE TABLE fails for real.
@@ -176,7 +184,7 @@ def test_failed_migration_exits_1_and_says_so(
         conn.execute(sa.text("CREATE TABLE jobs (id integer)"))
     engine.dispose()
     api = backend(
-        backend_image, env={"BOARDS_DATABASE_URL": network_postgres_url}, network=docker_network
+        backend_image, env={"BOARDS_DATABASE_URL": NETWORK_DB_URL}, network=docker_network
     )
     with api:
         assert wait_exit(api) == 1, logs(api)
@@ -249,15 +257,12 @@ def test_api_runs_read_only_without_capabilities(backend_image: str, data_volume
 def test_three_api_containers_take_turns_on_the_migration_lock(
     backend_image: str,
     network_postgres: PostgresContainer,
-    network_postgres_url: str,
     docker_network: Network,
 ) -> None:
     # The test holds the lock first, so the three containers provably queue on it (three quick
     # migrations would otherwise pass without ever overlapping).
     apis = [
-        backend(
-            backend_image, env={"BOARDS_DATABASE_URL": network_postgres_url}, network=docker_network
-        )
+        backend(backend_image, env={"BOARDS_DATABASE_URL": NETWORK_DB_URL}, network=docker_network)
         for _ in range(3)
     ]
     with psycopg.connect(psycopg_conninfo(network_postgres), autocommit=True) as holder:
@@ -287,11 +292,9 @@ def test_three_api_containers_take_turns_on_the_migration_lock(
 
 def test_job_round_trip_and_graceful_stop(
     backend_image: str,
-    network_postgres_url: str,
-    network_redis_url: str,
     docker_network: Network,
 ) -> None:
-    env = {"BOARDS_DATABASE_URL": network_postgres_url, "BOARDS_REDIS_URL": network_redis_url}
+    env = {"BOARDS_DATABASE_URL": NETWORK_DB_URL, "BOARDS_REDIS_URL": NETWORK_REDIS_URL}
     api = backend(backend_image, env=env, network=docker_network)
     # Grace for in-flight jobs: BOARDS_WORKER_SHUTDOWN_TIMEOUT - 1 = 8 s, well over the slow
     # job's 3 s and inside `docker stop`'s 10 s, so the job finishes rather than being handed back.

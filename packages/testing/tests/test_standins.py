@@ -12,7 +12,14 @@ from typing import Any
 import psycopg
 import pytest
 import redis
-from boards_testing.plugin import LOOPBACK, loopback_port, postgres_url_of, publish_on_loopback
+from boards_testing.plugin import (
+    LOOPBACK,
+    NETWORK_POSTGRES_URL,
+    NETWORK_REDIS_URL,
+    loopback_port,
+    postgres_url_of,
+    publish_on_loopback,
+)
 
 OFFICIAL_PYTHON_SLIM_BYTES = 124_000_000
 
@@ -271,12 +278,10 @@ def test_network_fixtures_answer_by_alias_and_on_loopback(
     postgres_image: str,
     redis_image: str,
     network_postgres: Any,
-    network_postgres_url: str,
     network_redis: Any,
-    network_redis_url: str,
 ) -> None:
-    assert network_postgres_url == "postgresql://boards:boards@db:5432/boards"
-    assert network_redis_url == "redis://redis:6379/0"
+    assert NETWORK_POSTGRES_URL == "postgresql://boards:boards@db:5432/boards"
+    assert NETWORK_REDIS_URL == "redis://redis:6379/0"
     # From another container on the test's network, by alias...
     on_network = {"entrypoint": [], "network": docker_network.name}
     ready = ["pg_isready", "-h", "db", "-U", "boards", "-d", "boards"]

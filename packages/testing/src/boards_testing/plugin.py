@@ -19,13 +19,13 @@ Function fixtures:
 
 ``docker_network``
     A fresh Docker network, removed afterwards.
-``network_postgres`` / ``network_postgres_url``
+``network_postgres``
     A fresh PostgreSQL for one test, on its ``docker_network`` as ``db`` (and on 127.0.0.1 for
-    the test itself: :func:`postgres_url_of`); the URL is the one containers on that network use,
-    ``postgresql://boards:boards@db:5432/boards``.
-``network_redis`` / ``network_redis_url``
-    A fresh Redis for one test, on its ``docker_network`` as ``redis``; the URL containers use is
-    ``redis://redis:6379/0``.
+    the test itself: :func:`postgres_url_of`); containers on that network reach it at
+    :data:`NETWORK_POSTGRES_URL`, ``postgresql://boards:boards@db:5432/boards``.
+``network_redis``
+    A fresh Redis for one test, on its ``docker_network`` as ``redis``; containers reach it at
+    :data:`NETWORK_REDIS_URL`, ``redis://redis:6379/0``.
 
 Helpers for tests that start their own containers: :func:`publish_on_loopback` (publish ports on
 127.0.0.1 only; tests may reach containers only there or on networks they create) and
@@ -130,28 +130,20 @@ def _image(config: pytest.Config, docker_client: Any, kind: str) -> str:
     return image
 
 
-@pytest.fixture(scope="session")
-def python_image(pytestconfig: pytest.Config, docker_client: Any) -> str:
-    """The backend's base image (python:3.12-slim family) to use."""
-    return _image(pytestconfig, docker_client, "python")
+def _image_fixture(kind: str, doc: str) -> Any:
+    """The session fixture ``<kind>_image``: the image name to use for ``kind``."""
+
+    def fixture(pytestconfig: pytest.Config, docker_client: Any) -> str:
+        return _image(pytestconfig, docker_client, kind)
+
+    fixture.__doc__ = doc
+    return pytest.fixture(scope="session", name=f"{kind}_image")(fixture)
 
 
-@pytest.fixture(scope="session")
-def uv_image(pytestconfig: pytest.Config, docker_client: Any) -> str:
-    """The ghcr.io/astral-sh/uv image to use."""
-    return _image(pytestconfig, docker_client, "uv")
-
-
-@pytest.fixture(scope="session")
-def postgres_image(pytestconfig: pytest.Config, docker_client: Any) -> str:
-    """The PostgreSQL image to use (default postgres:15)."""
-    return _image(pytestconfig, docker_client, "postgres")
-
-
-@pytest.fixture(scope="session")
-def redis_image(pytestconfig: pytest.Config, docker_client: Any) -> str:
-    """The Redis image to use (default redis:7)."""
-    return _image(pytestconfig, docker_client, "redis")
+python_image = _image_fixture("python", "The backend's base image (python:3.12-slim family).")
+uv_image = _image_fixture("uv", "The ghcr.io/astral-sh/uv image.")
+postgres_image = _image_fixture("postgres", "The PostgreSQL image (default postgres:15).")
+redis_image = _image_fixture("redis", "The Redis image (default redis:7).")
 
 
 @pytest.fixture(scope="session")
@@ -210,7 +202,8 @@ def postgres_url_of(container: DockerContainer) -> str:
 
 @pytest.fixture(scope="session")
 def postgres_container(postgres_image: str) -> Iterator[PostgresContainer]:
-    """A PostgreSQL server for the session (testcontainers PostgresContainer), on loopback only."""
+    """A PostgreSQL server for the session (testcontainers PostgresContainer), on loopback only;
+    user, password and database ``boards``."""
     with new_postgres_container(postgres_image) as started:
         yield started
 
@@ -247,32 +240,25 @@ def clean_redis_url(redis_url: str) -> str:
     return redis_url
 
 
-@pytest.fixture
-def network_postgres(postgres_image: str, docker_network: Network) -> Iterator[PostgresContainer]:
-    """A fresh PostgreSQL for one test: ``db`` on its docker_network, 127.0.0.1 for the test."""
-    container = new_postgres_container(postgres_image).with_network(docker_network)
-    with container.with_network_aliases(NETWORK_POSTGRES_ALIAS) as started:
+def _on_network[C: DockerContainer](container: C, network: Network, alias: str) -> Iterator[C]:
+    with container.with_network(network).with_network_aliases(alias) as started:
         yield started
 
 
 @pytest.fixture
-def network_postgres_url(network_postgres: PostgresContainer) -> str:
-    """``postgresql://boards:boards@db:5432/boards``: network_postgres, as containers reach it."""
-    return NETWORK_POSTGRES_URL
+def network_postgres(postgres_image: str, docker_network: Network) -> Iterator[PostgresContainer]:
+    """A fresh PostgreSQL for one test: ``db`` on its docker_network (containers there reach it
+    at :data:`NETWORK_POSTGRES_URL`), 127.0.0.1 for the test (:func:`postgres_url_of`)."""
+    yield from _on_network(
+        new_postgres_container(postgres_image), docker_network, NETWORK_POSTGRES_ALIAS
+    )
 
 
 @pytest.fixture
 def network_redis(redis_image: str, docker_network: Network) -> Iterator[RedisContainer]:
-    """A fresh Redis for one test: ``redis`` on its docker_network, 127.0.0.1 for the test."""
-    container = new_redis_container(redis_image).with_network(docker_network)
-    with container.with_network_aliases(NETWORK_REDIS_ALIAS) as started:
-        yield started
-
-
-@pytest.fixture
-def network_redis_url(network_redis: RedisContainer) -> str:
-    """``redis://redis:6379/0``: network_redis, as containers on the network reach it."""
-    return NETWORK_REDIS_URL
+    """A fresh Redis for one test: ``redis`` on its docker_network (:data:`NETWORK_REDIS_URL`),
+    127.0.0.1 for the test."""
+    yield from _on_network(new_redis_container(redis_image), docker_network, NETWORK_REDIS_ALIAS)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
