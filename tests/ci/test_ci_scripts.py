@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -23,6 +24,18 @@ def script(name: str) -> ModuleType:
     sys.modules[spec.name] = module  # dataclasses look the module up
     spec.loader.exec_module(module)
     return module
+
+
+def run_on_tag(
+    main: Callable[[], int], tag: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str]:
+    """A release script's `main()` as a tag push runs it: its exit code and its step outputs."""
+    output = tmp_path / "out"
+    output.unlink(missing_ok=True)
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    monkeypatch.setenv("GITHUB_REF", f"refs/tags/{tag}")
+    code = main()
+    return code, output.read_text() if output.exists() else ""
 
 
 discover = script("discover_packages")
@@ -323,17 +336,15 @@ def test_release_version_main_reads_the_pyproject(
 ) -> None:
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text('[project]\nname = "boards-backend"\nversion = "1.4.2"\n')
-    output = tmp_path / "out"
     monkeypatch.setenv("PYPROJECT", str(pyproject))
-    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
-    monkeypatch.setenv("GITHUB_REF", "refs/tags/v1.4.2")
-    assert release.main() == 0
-    assert output.read_text() == "version=1.4.2\nrelease=true\nprerelease=false\n"
-    monkeypatch.setenv("GITHUB_REF", "refs/tags/v1.4.3")
-    assert release.main() == 1
+    assert run_on_tag(release.main, "v1.4.2", tmp_path, monkeypatch) == (
+        0,
+        "version=1.4.2\nrelease=true\nprerelease=false\n",
+    )
+    assert run_on_tag(release.main, "v1.4.3", tmp_path, monkeypatch) == (1, "")
     assert "does not match boards-backend's version 1.4.2" in capsys.readouterr().err
     pyproject.write_text('[project]\nname = "boards-backend"\n')
-    assert release.main() == 1
+    assert run_on_tag(release.main, "v1.4.2", tmp_path, monkeypatch) == (1, "")
 
 
 def test_release_version_of_this_workspace() -> None:
@@ -593,13 +604,11 @@ def test_release_series_main_reads_git_tags(
         git(repo, "tag", tag)
     monkeypatch.chdir(repo)
     monkeypatch.delenv("TAGS", raising=False)
-    output = tmp_path / "out"
-    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
-    monkeypatch.setenv("GITHUB_REF", "refs/tags/v1.4.3")
-    assert series.main() == 0
-    assert output.read_text() == "latest=false\nmajor=true\nminor=true\n"
-    monkeypatch.setenv("GITHUB_REF", "refs/tags/v9.9.9")
-    assert series.main() == 1
+    assert run_on_tag(series.main, "v1.4.3", tmp_path, monkeypatch) == (
+        0,
+        "latest=false\nmajor=true\nminor=true\n",
+    )
+    assert run_on_tag(series.main, "v9.9.9", tmp_path, monkeypatch) == (1, "")
     assert "release-series: error: the tag list does not include v9.9.9" in capsys.readouterr().err
 
 

@@ -20,7 +20,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.ci.workflows import ROOT, WORKFLOWS, WORKFLOWS_DIR, jobs, load, steps
+from tests.ci.workflows import (
+    ROOT,
+    WORKFLOWS,
+    WORKFLOWS_DIR,
+    assert_reports,
+    jobs,
+    load,
+    steps,
+)
 
 ZIZMOR_CONFIG = ROOT / ".github" / "zizmor.yml"
 DOCS = ROOT / "docs" / "ci.md"
@@ -311,13 +319,14 @@ def test_same_pin_for_the_same_action_everywhere() -> None:
 # the checkers reject a bad workflow
 # ------------------------------------------------------------------------------------------
 def test_run_step_checker_rejects_bad_sample() -> None:
-    bad = run_step_violations(load(BAD_WORKFLOW), just_recipes())
-    text = "\n".join(bad)
-    assert "`${{ }}` in run:" in text
-    assert "shell operator" in text  # curl | sh
-    assert "no recipe 'no-such-recipe'" in text
-    assert "'pip install boards' is not a just recipe or an allowed tool" in text
-    assert "shell 'sh'" in text
+    assert_reports(
+        run_step_violations(load(BAD_WORKFLOW), just_recipes()),
+        "`${{ }}` in run:",
+        "shell operator",  # curl | sh
+        "no recipe 'no-such-recipe'",
+        "'pip install boards' is not a just recipe or an allowed tool",
+        "shell 'sh'",
+    )
 
 
 @pytest.mark.parametrize(
@@ -378,14 +387,16 @@ def test_pin_checker_rejects_two_pins_of_one_action() -> None:
 
 
 def test_structure_checker_rejects_bad_sample() -> None:
-    text = "\n".join(structure_violations(load(BAD_WORKFLOW)))
-    assert "top-level permissions must be {}" in text
-    assert "no top-level concurrency" in text
-    assert "build: no job-level permissions" in text
-    assert "build: no timeout-minutes" in text
-    assert "checkout without persist-credentials: false" in text
-    assert "release: write permissions ['contents'] beyond none" in text
-    assert "release: secrets: inherit" in text
+    assert_reports(
+        structure_violations(load(BAD_WORKFLOW)),
+        "top-level permissions must be {}",
+        "no top-level concurrency",
+        "build: no job-level permissions",
+        "build: no timeout-minutes",
+        "checkout without persist-credentials: false",
+        "release: write permissions ['contents'] beyond none",
+        "release: secrets: inherit",
+    )
 
 
 @pytest.mark.parametrize(

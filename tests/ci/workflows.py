@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,12 @@ def jobs(wf: dict[Any, Any]) -> dict[str, dict[str, Any]]:
     return wf.get("jobs") or {}
 
 
+def job_steps(wf: dict[Any, Any]) -> Iterator[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
+    """Each job: its id, the job and its steps ([] for a job that calls a reusable workflow)."""
+    for job_id, job in jobs(wf).items():
+        yield job_id, job, job.get("steps") or []
+
+
 def steps(wf: dict[Any, Any]) -> Iterator[tuple[str, int, dict[str, Any]]]:
     for job_id, job in jobs(wf).items():
         for index, step in enumerate(job.get("steps") or []):
@@ -40,3 +46,10 @@ def uses(step: dict[str, Any], action: str) -> bool:
 def lines(value: object) -> list[str]:
     """A multi-line input's non-empty lines, stripped."""
     return [line.strip() for line in str(value or "").splitlines() if line.strip()]
+
+
+def assert_reports(violations: Iterable[str], *messages: str) -> None:
+    """Each message is part of some violation; a failure shows all that were found."""
+    text = "\n".join(violations)
+    missing = [message for message in messages if message not in text]
+    assert not missing, f"{missing} not in:\n{text}"
