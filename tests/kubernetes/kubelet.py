@@ -92,29 +92,23 @@ def expand(text: str, env: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True)
 class Probe:
-    """A probe's timing with the API's defaults."""
+    """A probe's timing: the spec's, or the API's default where the spec says nothing."""
 
-    spec: Obj
+    initial_delay: float
+    period: float
+    timeout: float
+    success_threshold: int
+    failure_threshold: int
 
-    @property
-    def initial_delay(self) -> float:
-        return float(self.spec.get("initialDelaySeconds", 0))
-
-    @property
-    def period(self) -> float:
-        return float(self.spec.get("periodSeconds", 10))
-
-    @property
-    def timeout(self) -> float:
-        return float(self.spec.get("timeoutSeconds", 1))
-
-    @property
-    def success_threshold(self) -> int:
-        return int(self.spec.get("successThreshold", 1))
-
-    @property
-    def failure_threshold(self) -> int:
-        return int(self.spec.get("failureThreshold", 3))
+    @classmethod
+    def of(cls, spec: Obj) -> Probe:
+        return cls(
+            initial_delay=float(spec.get("initialDelaySeconds", 0)),
+            period=float(spec.get("periodSeconds", 10)),
+            timeout=float(spec.get("timeoutSeconds", 1)),
+            success_threshold=int(spec.get("successThreshold", 1)),
+            failure_threshold=int(spec.get("failureThreshold", 3)),
+        )
 
 
 class Cluster:
@@ -493,7 +487,7 @@ class Kubelet:
 
     def probe_once(self, c: Container, probe: Obj) -> tuple[bool, str]:
         """One attempt of a probe, as the kubelet makes it; (passed, what happened)."""
-        timeout = Probe(probe).timeout
+        timeout = Probe.of(probe).timeout
         if "httpGet" in probe:
             get = probe["httpGet"]
             if get.get("scheme", "HTTP") != "HTTP":
@@ -531,7 +525,7 @@ class Kubelet:
         """Probe every period from the initial delay on; return the seconds since the
         container started once `until(successes in a row, attempts)` holds."""
         probe = c.spec[kind]
-        timing = Probe(probe)
+        timing = Probe.of(probe)
         due = c.started + timing.initial_delay
         successes = failures = attempts = 0
         detail = ""
@@ -557,14 +551,14 @@ class Kubelet:
         the container would be killed. Returns seconds from start until it passed."""
         if "startupProbe" not in c.spec:
             return 0.0
-        threshold = Probe(c.spec["startupProbe"]).failure_threshold
+        threshold = Probe.of(c.spec["startupProbe"]).failure_threshold
         return self._run_probe(
             c, "startupProbe", until=lambda ok, _: ok >= 1, give_up=lambda bad: bad >= threshold
         )
 
     def alive(self, c: Container) -> float:
         """The livenessProbe passes (and fails fewer than failureThreshold times first)."""
-        threshold = Probe(c.spec["livenessProbe"]).failure_threshold
+        threshold = Probe.of(c.spec["livenessProbe"]).failure_threshold
         return self._run_probe(
             c, "livenessProbe", until=lambda ok, _: ok >= 1, give_up=lambda bad: bad >= threshold
         )
@@ -572,7 +566,7 @@ class Kubelet:
     def ready(self, c: Container, timeout: float = 60) -> float:
         """The readinessProbe passes successThreshold times in a row. A failing readiness
         probe never kills; the bound here stands for the Deployment's progress deadline."""
-        needed = Probe(c.spec["readinessProbe"]).success_threshold
+        needed = Probe.of(c.spec["readinessProbe"]).success_threshold
         return self._run_probe(
             c,
             "readinessProbe",

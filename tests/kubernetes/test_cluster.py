@@ -28,7 +28,6 @@ from tests.kubernetes.manifests import (
     pod_specs,
 )
 from tests.kubernetes.policy import BAD_POD
-from tests.kubernetes.smoke import NAME as SMOKE
 from tests.kubernetes.smoke import smoke_job, summary
 
 CLUSTER = os.environ.get("BOARDS_KIND_CLUSTER", "")
@@ -84,6 +83,28 @@ def explain() -> str:
     return "\n".join(out)
 
 
+def rolled_out(workload: str) -> None:
+    k("-n", NAMESPACE, "rollout", "status", workload, f"--timeout={TIMEOUT}")
+
+
+def run_job(job: Obj, until: str) -> str:
+    """Apply a Job and wait for its `until` condition (complete or failed): its logs."""
+    name = f"job/{job['metadata']['name']}"
+    k("apply", "-f", "-", stdin=yaml.safe_dump(job))
+    waited = k(
+        "-n",
+        NAMESPACE,
+        "wait",
+        f"--for=condition={until}",
+        name,
+        f"--timeout={TIMEOUT}",
+        check=False,
+    )
+    logs = k("-n", NAMESPACE, "logs", name, check=False).stdout
+    assert waited.returncode == 0, f"{logs}\n{explain()}"
+    return logs
+
+
 @pytest.fixture(scope="module")
 def deployed(rendered: dict[str, list[Obj]], local_images: dict[str, str]) -> Iterator[list[Obj]]:
     kind = shutil.which("kind")
@@ -114,14 +135,7 @@ def test_dev_overlay_migrates_and_rolls_out(deployed: list[Obj]) -> None:
     )
     for kind in ("StatefulSet", "Deployment"):
         for obj in of_kind(deployed, kind):
-            k(
-                "-n",
-                NAMESPACE,
-                "rollout",
-                "status",
-                f"{kind.lower()}/{obj['metadata']['name']}",
-                f"--timeout={TIMEOUT}",
-            )
+            rolled_out(f"{kind.lower()}/{obj['metadata']['name']}")
     ready = k(
         "-n", NAMESPACE, "get", "deployment/boards-api", "-o", "jsonpath={.status.readyReplicas}"
     )
@@ -131,21 +145,9 @@ def test_dev_overlay_migrates_and_rolls_out(deployed: list[Obj]) -> None:
 def test_jobs_round_trip_through_the_service(
     deployed: list[Obj], local_images: dict[str, str]
 ) -> None:
-    k("-n", NAMESPACE, "rollout", "status", "deployment/boards-worker", f"--timeout={TIMEOUT}")
+    rolled_out("deployment/boards-worker")
     job = smoke_job(local_images["boards-backend"], api_url="http://boards-api:8800", jobs=10)
-    k("apply", "-f", "-", stdin=yaml.safe_dump(job))
-    waited = k(
-        "-n",
-        NAMESPACE,
-        "wait",
-        "--for=condition=complete",
-        f"job/{SMOKE}",
-        f"--timeout={TIMEOUT}",
-        check=False,
-    )
-    logs = k("-n", NAMESPACE, "logs", f"job/{SMOKE}", check=False).stdout
-    assert waited.returncode == 0, f"{logs}\n{explain()}"
-    result = summary(logs)
+    result = summary(run_job(job, until="complete"))
     assert result["succeeded"] == 10, result
 
 
@@ -158,22 +160,11 @@ def test_admission_rejects_a_pod_that_breaks_restricted(deployed: list[Obj]) -> 
 def test_network_policy_keeps_out_a_pod_without_the_client_label(
     deployed: list[Obj], local_images: dict[str, str]
 ) -> None:
-    k("-n", NAMESPACE, "rollout", "status", "deployment/boards-api", f"--timeout={TIMEOUT}")
+    rolled_out("deployment/boards-api")
     job = smoke_job(local_images["boards-backend"], api_url="http://boards-api:8800", jobs=1)
     job["metadata"]["name"] = "boards-stranger"
     labels = job["spec"]["template"]["metadata"]["labels"]
     del labels["boards.dev/api-client"]
-    k("apply", "-f", "-", stdin=yaml.safe_dump(job))
-    waited = k(
-        "-n",
-        NAMESPACE,
-        "wait",
-        "--for=condition=failed",
-        "job/boards-stranger",
-        f"--timeout={TIMEOUT}",
-        check=False,
-    )
-    logs = k("-n", NAMESPACE, "logs", "job/boards-stranger", check=False).stdout
-    assert waited.returncode == 0, f"{logs}\n{explain()}"
+    logs = run_job(job, until="failed")
     # No connection at all (dropped: timed out, or rejected), not an HTTP answer.
     assert "urlopen error" in logs and "SMOKE " not in logs, logs

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import re
 import textwrap
+from collections.abc import Callable
 
 import pytest
 import yaml
@@ -36,30 +37,52 @@ def test_the_smoke_job_meets_it_too() -> None:
     assert restricted_violations(job) == []
 
 
-def test_restricted_check_rejects_a_bad_pod() -> None:
-    text = "\n".join(restricted_violations(BAD_POD))
-    for expected in (
-        "hostNetwork must not be true",
-        "hostPID must not be true",
-        "pod: runAsUser must not be 0",
-        "sysctl 'kernel.msgmax'",
-        "pod: seccompProfile 'Unconfined'",
-        "volume host: hostPath volumes are forbidden",
-        "volume nfs: type ['nfs'] not allowed",
-        "container app: privileged must not be true",
-        "container app: procMount must be Default",
-        "container app: hostPort 8800 is forbidden",
-        "container app: allowPrivilegeEscalation must be false",
-        "container app: capabilities.drop must include ALL",
-        "container app: capabilities.add ['NET_ADMIN', 'SYS_ADMIN']",
-        "container app: runAsNonRoot must not be false",
-        "container app: seLinuxOptions.type 'spc_t'",
-        # the init container, which sets nothing, is checked too
-        "container setup: allowPrivilegeEscalation must be false",
-        "container setup: runAsNonRoot must be true",
-        "container setup: seccompProfile must be RuntimeDefault or Localhost",
-    ):
-        assert expected in text, expected
+# What each check must find in BAD_POD.
+@pytest.mark.parametrize(
+    ("check", "expected"),
+    [
+        pytest.param(
+            restricted_violations,
+            [
+                "hostNetwork must not be true",
+                "hostPID must not be true",
+                "pod: runAsUser must not be 0",
+                "sysctl 'kernel.msgmax'",
+                "pod: seccompProfile 'Unconfined'",
+                "volume host: hostPath volumes are forbidden",
+                "volume nfs: type ['nfs'] not allowed",
+                "container app: privileged must not be true",
+                "container app: procMount must be Default",
+                "container app: hostPort 8800 is forbidden",
+                "container app: allowPrivilegeEscalation must be false",
+                "container app: capabilities.drop must include ALL",
+                "container app: capabilities.add ['NET_ADMIN', 'SYS_ADMIN']",
+                "container app: runAsNonRoot must not be false",
+                "container app: seLinuxOptions.type 'spc_t'",
+                # the init container, which sets nothing, is checked too
+                "container setup: allowPrivilegeEscalation must be false",
+                "container setup: runAsNonRoot must be true",
+                "container setup: seccompProfile must be RuntimeDefault or Localhost",
+            ],
+            id="restricted",
+        ),
+        pytest.param(
+            boards_violations,
+            [
+                "automountServiceAccountToken must be false",
+                "enableServiceLinks must be false",
+                "container app: readOnlyRootFilesystem must be true",
+                "container app: resources.requests lacks ['cpu', 'memory']",
+                "container app: the boards image runs as 1000:1000, not 0:None",
+            ],
+            id="boards",
+        ),
+    ],
+)
+def test_check_rejects_a_bad_pod(check: Callable[[Obj], list[str]], expected: list[str]) -> None:
+    text = "\n".join(check(BAD_POD))
+    missing = [message for message in expected if message not in text]
+    assert not missing, f"{missing} not in:\n{text}"
 
 
 def test_one_missing_field_is_enough_to_fail(rendered: dict[str, list[Obj]]) -> None:
@@ -79,18 +102,6 @@ def test_one_missing_field_is_enough_to_fail(rendered: dict[str, list[Obj]]) -> 
             node = node[step]
         del node[path[-1]]
         assert restricted_violations(broken), f"removing {path} went unnoticed"
-
-
-def test_boards_check_rejects_a_bad_pod() -> None:
-    text = "\n".join(boards_violations(BAD_POD))
-    for expected in (
-        "automountServiceAccountToken must be false",
-        "enableServiceLinks must be false",
-        "container app: readOnlyRootFilesystem must be true",
-        "container app: resources.requests lacks ['cpu', 'memory']",
-        "container app: the boards image runs as 1000:1000, not 0:None",
-    ):
-        assert expected in text, expected
 
 
 def test_namespace_check_rejects_an_unlabelled_namespace(rendered: dict[str, list[Obj]]) -> None:
