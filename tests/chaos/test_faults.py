@@ -126,12 +126,17 @@ def get_job(stack: Stack, job_id: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def workers_busy(stack: Stack) -> Iterator[None]:
-    """Workers that fetch nothing (docker pause) while the block runs: new jobs wait in Redis."""
+def backlog(
+    stack: Stack, phase: Phase, name: str, count: int, delay_seconds: float
+) -> Iterator[int]:
+    """`count` jobs in the workers' hands, then `count` more waiting in Redis: the workers are
+    paused (docker pause: they fetch nothing) while the block runs. Yields the messages queued."""
+    phase.submit(specs(f"{name}-running", count, delay_seconds=delay_seconds))
     for worker in stack.workers:
         worker.pause()
     try:
-        yield
+        phase.submit(specs(f"{name}-queued", count, delay_seconds=delay_seconds))
+        yield stack.queued_messages()
     finally:
         for worker in stack.workers:
             worker.unpause()
@@ -139,10 +144,7 @@ def workers_busy(stack: Stack) -> Iterator[None]:
 
 def test_redis_killed_after_jobs_accepted(stack: Stack, jobs: Jobs, fault: Fault) -> None:
     with fault("a. Redis SIGKILL after 120 jobs") as phase:
-        phase.submit(specs("redis-kill-running", 60, delay_seconds=0.5))  # in the workers' hands
-        with workers_busy(stack):
-            phase.submit(specs("redis-kill-queued", 60, delay_seconds=0.5))
-            queued = stack.queued_messages()
+        with backlog(stack, phase, "redis-kill", 60, delay_seconds=0.5) as queued:
             stack.redis.kill()
         # With no broker the API answers at once: 503 (nothing stored) or 202 (it will run).
         phase.submit(specs("redis-down", 8), allowed=(202, 503))
@@ -157,12 +159,11 @@ def test_redis_killed_after_jobs_accepted(stack: Stack, jobs: Jobs, fault: Fault
 
 def test_redis_flushed_after_jobs_accepted(stack: Stack, jobs: Jobs, fault: Fault) -> None:
     with fault("b. Redis FLUSHALL after 240 jobs") as phase:
-        phase.submit(specs("flushall-running", 120, delay_seconds=1))  # in the workers' hands
-        with workers_busy(stack):
-            phase.submit(specs("flushall-queued", 120, delay_seconds=1))
-            queued = stack.queued_messages()
-            with stack.redis_client() as client:
-                client.flushall()
+        with (
+            backlog(stack, phase, "flushall", 120, delay_seconds=1) as queued,
+            stack.redis_client() as client,
+        ):
+            client.flushall()
         flushed = time.monotonic()
         phase.row.notes.append(f"{queued} queued messages flushed")
         assert queued >= 120, "the fault needs messages waiting in Redis"
