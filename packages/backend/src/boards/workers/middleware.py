@@ -188,14 +188,8 @@ class HandBackOnShutdown(Middleware):
         with self._lock:
             self._running[threading.get_ident()] = (self._current(), message)
 
-    def after_process_message(
-        self,
-        broker: Broker,
-        message: MessageProxy,
-        *,
-        result: Any = None,
-        exception: BaseException | None = None,
-    ) -> None:
+    # dramatiq passes result= and exception=; this bookkeeping needs neither.
+    def after_process_message(self, broker: Broker, message: MessageProxy, **_: Any) -> None:
         with self._lock:
             self._running.pop(threading.get_ident(), None)
 
