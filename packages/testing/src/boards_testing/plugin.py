@@ -261,6 +261,19 @@ def network_redis(redis_image: str, docker_network: Network) -> Iterator[RedisCo
     yield from _on_network(new_redis_container(redis_image), docker_network, NETWORK_REDIS_ALIAS)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist, a worker hands the stand-ins it used to the controller."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["boards_standins"] = dict(_standins)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist, on the controller: the stand-ins a finished worker used, for the summary."""
+    _standins.update(getattr(node, "workeroutput", {}).get("boards_standins", {}))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Say, at the end of the run, which official images were stood in for."""
     if not _standins:
