@@ -8,6 +8,8 @@ stopping processes) and ``boards_testing.waiting``.
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 from boards.db import Database, get_database
+from boards.logs import configure_logging
 from boards.migrations import upgrade_to_head
 from boards.settings import Settings, default_alembic_ini, load_settings
 from sqlalchemy import make_url
@@ -45,6 +48,22 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
         return load_settings(**overrides)
 
     return make
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    """The service's own log configuration, writing to a buffer for the test."""
+    root = logging.getLogger()
+    handlers, level, factory = list(root.handlers), root.level, logging.getLogRecordFactory()
+    stream = io.StringIO()
+    configure_logging("debug", stream=stream)
+    yield stream
+    logging.setLogRecordFactory(factory)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture

@@ -6,34 +6,25 @@ from __future__ import annotations
 
 import io
 import logging
-import sqlite3
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import boards.db
-import dramatiq
 import httpx
 import psycopg
 import pytest
 from boards.api.factory import create_app
-from boards.db import get_database
-from boards.jobs import ACTOR_NAME, QUEUE_NAME, create_job
-from boards.logs import configure_logging, one_line
+from boards.logs import one_line
 from boards.migrations import upgrade_to_head
 from boards.redact import mask_url, scrub
-from boards.settings import Settings, default_alembic_ini, load_settings
+from boards.settings import default_alembic_ini, load_settings
 from boards.workers import middleware
-from boards.workers.broker import job_options, worker_middleware
-from boards.workers.middleware import LeaseKeeper
-from boards.workers.process import process_delivery
 from boards_testing.processes import BOARDS, base_env, free_port, stop_process
 from boards_testing.waiting import wait_for
-from dramatiq.brokers.stub import StubBroker
 from fastapi.testclient import TestClient
 from psycopg import sql
 from sqlalchemy import create_engine, make_url, text
@@ -85,22 +76,6 @@ def test_sql_and_parameters_are_cut_from_database_errors() -> None:
     assert line.startswith("OperationalError: (sqlite3.OperationalError) no such table: nowhere")
     assert "SELECT" not in line and "S3CRET" not in line, line
     assert "[SQL omitted] [parameters omitted]" in line
-
-
-@pytest.fixture
-def log_stream() -> Iterator[io.StringIO]:
-    """The service's own log configuration, writing to a buffer for the test."""
-    root = logging.getLogger()
-    handlers, level, factory = list(root.handlers), root.level, logging.getLogRecordFactory()
-    stream = io.StringIO()
-    configure_logging("debug", stream=stream)
-    yield stream
-    logging.setLogRecordFactory(factory)
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
 
 
 def test_every_log_line_and_traceback_is_scrubbed(log_stream: io.StringIO) -> None:
@@ -239,96 +214,6 @@ def test_the_api_shows_no_secret_from_a_query_string_url(
     assert "broker did not answer" in output, output
     assert _leaks("\n".join(answers), own_role) == [], answers
     assert _leaks(output, own_role) == [], output
-
-
-# -- a job failed by a locked SQLite database ----------------------------------------------------
-
-
-def test_a_job_failed_by_a_locked_database_says_so_without_sql(
-    make_settings: Callable[..., Settings],
-    migrated_sqlite_url: str,
-    monkeypatch: pytest.MonkeyPatch,
-    log_stream: io.StringIO,
-) -> None:
-    """A second connection holds ``BEGIN EXCLUSIVE`` while the job's retries run out: the job's
-    ``error`` names the kind of failure, the log has the driver's text under the job's id, and
-    no API answer carries SQL, parameters or the driver's text."""
-    real_options = boards.db.engine_options
-
-    def short_lock_wait(url: str, pool_size: int = 5) -> dict[str, Any]:
-        # SQLite waits BOARDS' connect timeout for a lock; 0.2 s gives the same error sooner.
-        options = real_options(url, pool_size)
-        options["connect_args"] = {**options["connect_args"], "timeout": 0.2}
-        return options
-
-    monkeypatch.setattr(boards.db, "engine_options", short_lock_wait)
-    settings = make_settings(
-        database_url=migrated_sqlite_url,
-        job_max_retries=2,
-        job_retry_min_backoff=0.01,
-        job_retry_max_backoff=0.02,
-    )
-    db = get_database(migrated_sqlite_url)
-    job = create_job(db, "x").job
-    broker = StubBroker(middleware=[])
-    for each in worker_middleware(settings, db, ping=lambda: True, reconcile=None):
-        broker.add_middleware(each)
-    leases = next(m for m in broker.middleware if isinstance(m, LeaseKeeper))
-    locker = sqlite3.connect(
-        str(make_url(migrated_sqlite_url).database), isolation_level=None, check_same_thread=False
-    )
-    locker.execute("BEGIN EXCLUSIVE")
-    attempts: list[str] = []
-
-    def body(job_id: str) -> None:
-        attempts.append(job_id)
-        try:
-            process_delivery(db, job_id, lease=15, leases=leases, resend=lambda: None)
-        finally:
-            if len(attempts) == 3:  # the last attempt: let the give-up be recorded
-                locker.execute("ROLLBACK")
-
-    actor = dramatiq.actor(
-        body, actor_name=ACTOR_NAME, queue_name=QUEUE_NAME, broker=broker, **job_options(settings)
-    )
-    answers: list[str] = []
-    with TestClient(create_app(settings)) as client:
-        # While the lock is held, the API answers 503 and says nothing of why in SQL terms.
-        for response in (
-            client.get(f"/api/v1/jobs/{job.id}"),
-            client.get("/api/v1/system/health"),
-            client.get("/health/ready"),
-        ):
-            assert response.status_code in (200, 503), response.text
-            answers.append(response.text)
-        actor.send(job.id)
-        broker.emit_after("process_boot")
-        worker = dramatiq.Worker(broker, worker_timeout=50, worker_threads=1)
-        worker.start()
-        try:
-            broker.join(QUEUE_NAME, timeout=30_000, fail_fast=False)
-            worker.join()
-        finally:
-            worker.stop()
-        response = client.get(f"/api/v1/jobs/{job.id}")
-        answers.append(response.text)
-    locker.close()
-    assert attempts == [job.id] * 3
-    stored = response.json()
-    assert (stored["status"], stored["error"]) == (
-        "failed",
-        "the job failed after 3 attempts: the database was unavailable",
-    )
-    for answer in answers:
-        for internal in ("SQL", "UPDATE", "SELECT", "parameters", "sqlite", "locked", "Trace"):
-            assert internal not in answer, answer
-        assert "'running'" not in answer, answer
-    log = log_stream.getvalue()
-    (line,) = [line for line in log.splitlines() if f"job {job.id} failed after" in line]
-    assert "(the database was unavailable): OperationalError: (sqlite3.OperationalError) " in line
-    assert "database is locked" in line
-    assert "Traceback" in log
-    assert "UPDATE jobs" not in log and "'running'" not in log, log
 
 
 def test_the_failure_vocabulary_is_the_documented_one() -> None:

@@ -1,15 +1,22 @@
-"""The worker's middleware, on their own (no broker needed)."""
+"""The worker's middleware, on their own and as the real stack on dramatiq's StubBroker (no
+Redis needed): retries, time limits, and a failed job's error that names the kind of failure, never
+its SQL."""
 
 from __future__ import annotations
 
+import io
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import boards.db
 import dramatiq
 import pytest
+from boards.api.factory import create_app
 from boards.db import Database, get_database
 from boards.jobs import ACTOR_NAME, QUEUE_NAME, create_job, get_job
 from boards.settings import Settings
@@ -34,8 +41,10 @@ from dramatiq import Message
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Shutdown, TimeLimitExceeded
+from fastapi.testclient import TestClient
 from redis import exceptions as redis_exc
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import make_url
 
 
 def _message(*args: object) -> MessageProxy:
@@ -214,15 +223,21 @@ def _python_level_sleep(seconds: float) -> None:
         time.sleep(0.01)
 
 
-def test_the_stack_marks_a_job_failed_when_retries_run_out(
-    make_settings: Callable[..., Settings], migrated_sqlite_url: str
-) -> None:
-    settings = make_settings(
+@pytest.fixture
+def retrying_settings(make_settings: Callable[..., Settings], migrated_sqlite_url: str) -> Settings:
+    """A migrated SQLite database; a job gets two retries, milliseconds apart."""
+    return make_settings(
         database_url=migrated_sqlite_url,
         job_max_retries=2,
         job_retry_min_backoff=0.01,
         job_retry_max_backoff=0.02,
     )
+
+
+def test_the_stack_marks_a_job_failed_when_retries_run_out(
+    retrying_settings: Settings, migrated_sqlite_url: str
+) -> None:
+    settings = retrying_settings
     db = get_database(migrated_sqlite_url)
     attempts: list[str] = []
 
@@ -238,6 +253,76 @@ def test_the_stack_marks_a_job_failed_when_retries_run_out(
     stored = get_job(db, job.id)
     assert stored is not None and stored.status == "failed"
     assert stored.error == "the job failed after 3 attempts: the job's work raised an error"
+
+
+def test_a_job_failed_by_a_locked_database_says_so_without_sql(
+    retrying_settings: Settings,
+    migrated_sqlite_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    log_stream: io.StringIO,
+) -> None:
+    """A second connection holds ``BEGIN EXCLUSIVE`` while the job's retries run out: the job's
+    ``error`` names the kind of failure, the log has the driver's text under the job's id, and
+    no API answer carries SQL, parameters or the driver's text."""
+    real_options = boards.db.engine_options
+
+    def short_lock_wait(url: str, pool_size: int = 5) -> dict[str, Any]:
+        # SQLite waits BOARDS' connect timeout for a lock; 0.2 s gives the same error sooner.
+        options = real_options(url, pool_size)
+        options["connect_args"] = {**options["connect_args"], "timeout": 0.2}
+        return options
+
+    monkeypatch.setattr(boards.db, "engine_options", short_lock_wait)
+    settings = retrying_settings
+    db = get_database(migrated_sqlite_url)
+    job = create_job(db, "x").job
+    locker = sqlite3.connect(
+        str(make_url(migrated_sqlite_url).database), isolation_level=None, check_same_thread=False
+    )
+    locker.execute("BEGIN EXCLUSIVE")
+    attempts: list[str] = []
+
+    def body(job_id: str) -> None:
+        attempts.append(job_id)
+        try:
+            process_delivery(db, job_id, lease=15, leases=leases, resend=lambda: None)
+        finally:
+            if len(attempts) == 3:  # the last attempt: let the give-up be recorded
+                locker.execute("ROLLBACK")
+
+    broker, actor = _stub_worker(settings, db, body)
+    leases = next(m for m in broker.middleware if isinstance(m, LeaseKeeper))
+    answers: list[str] = []
+    with TestClient(create_app(settings)) as client:
+        # While the lock is held, the API answers 503 and says nothing of why in SQL terms.
+        for response in (
+            client.get(f"/api/v1/jobs/{job.id}"),
+            client.get("/api/v1/system/health"),
+            client.get("/health/ready"),
+        ):
+            assert response.status_code in (200, 503), response.text
+            answers.append(response.text)
+        actor.send(job.id)
+        _drain(broker)
+        response = client.get(f"/api/v1/jobs/{job.id}")
+        answers.append(response.text)
+    locker.close()
+    assert attempts == [job.id] * 3
+    stored = response.json()
+    assert (stored["status"], stored["error"]) == (
+        "failed",
+        "the job failed after 3 attempts: the database was unavailable",
+    )
+    for answer in answers:
+        for internal in ("SQL", "UPDATE", "SELECT", "parameters", "sqlite", "locked", "Trace"):
+            assert internal not in answer, answer
+        assert "'running'" not in answer, answer
+    log = log_stream.getvalue()
+    (line,) = [line for line in log.splitlines() if f"job {job.id} failed after" in line]
+    assert "(the database was unavailable): OperationalError: (sqlite3.OperationalError) " in line
+    assert "database is locked" in line
+    assert "Traceback" in log
+    assert "UPDATE jobs" not in log and "'running'" not in log, log
 
 
 def test_the_stack_fails_a_job_over_its_time_limit(
