@@ -3,7 +3,7 @@
 Real PostgreSQL and Redis come from the ``boards_testing`` pytest plugin (packages/testing):
 ``postgres_url``, ``redis_url`` (session containers on 127.0.0.1) and ``redis_image``. Helpers
 are plain modules to import: ``boards_testing.processes`` (the venv's commands, free ports,
-stopping processes) and ``boards_testing.waiting``.
+``serve_api`` for a ``boards api`` server, stopping processes) and ``boards_testing.waiting``.
 """
 
 from __future__ import annotations

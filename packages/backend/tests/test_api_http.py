@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from boards_testing.processes import BOARDS, base_env, free_port, stop_process
+from boards_testing.processes import serve_api
 from boards_testing.waiting import wait_for
 
 HEADER_TIMEOUT = 1.0
@@ -30,31 +29,15 @@ SLACK = 2.0
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     tmp = tmp_path_factory.mktemp("http")
-    port = free_port()
-    env = base_env(
+    with serve_api(
+        tmp,
         BOARDS_DATA_DIR=str(tmp / "data"),
-        BOARDS_RUN_DIR=str(tmp / "run"),
-        BOARDS_API_HOST="127.0.0.1",
-        BOARDS_API_PORT=str(port),
         BOARDS_API_HEADER_TIMEOUT=str(HEADER_TIMEOUT),
         BOARDS_API_BODY_TIMEOUT=str(BODY_TIMEOUT),
         BOARDS_API_KEEP_ALIVE_TIMEOUT=str(KEEP_ALIVE),
         BOARDS_API_MAX_CONNECTIONS=str(MAX_CONNECTIONS),
-    )
-    log = tmp / "api.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([BOARDS, "api"], env=env, stdout=out, stderr=subprocess.STDOUT)
-
-    def up() -> bool:
-        assert proc.poll() is None, log.read_text()
-        try:
-            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, timeout=60, what="the API to answer")
-    yield "127.0.0.1", port
-    stop_process(proc)
+    ) as api:
+        yield "127.0.0.1", api.port
 
 
 def read_until_closed(sock: socket.socket, limit: float) -> tuple[bytes, float]:

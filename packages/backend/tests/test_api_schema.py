@@ -14,10 +14,8 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-from boards_testing.processes import BIN, BOARDS, base_env, free_port, stop_process
-from boards_testing.waiting import wait_for
+from boards_testing.processes import BIN, base_env, serve_api
 
 MAX_EXAMPLES = 25
 MAX_SECONDS = 20
@@ -28,33 +26,17 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 @pytest.fixture
 def server(fresh_pg_url: str, clean_redis_url: str, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
     tokens = tmp_path / "tokens"
     tokens.write_text(TOKEN + "\n")
-    env = base_env(
+    with serve_api(
+        tmp_path,
+        ready="/health/ready",
         BOARDS_API_TOKENS_FILE=str(tokens),
         BOARDS_DATABASE_URL=fresh_pg_url,
         BOARDS_REDIS_URL=clean_redis_url,
-        BOARDS_API_HOST="127.0.0.1",
-        BOARDS_API_PORT=str(port),
-        BOARDS_RUN_DIR=str(tmp_path / "run"),
         BOARDS_LOG_LEVEL="warning",
-    )
-    log = tmp_path / "api.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([BOARDS, "api"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert proc.poll() is None, log.read_text()
-        try:
-            return httpx.get(f"{url}/health/ready", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, timeout=60, what="the API to be ready")
-    yield url
-    stop_process(proc)
+    ) as api:
+        yield api.url
 
 
 def test_the_api_answers_as_its_schema_says(server: str, tmp_path: Path) -> None:

@@ -11,8 +11,15 @@ import httpx
 import pytest
 from boards.cli import worker_argv
 from boards.settings import load_settings
-from boards_testing.processes import BIN, BOARDS, base_env, free_port, run_boards, stop_process
-from boards_testing.waiting import wait_for
+from boards_testing.processes import (
+    BIN,
+    BOARDS,
+    base_env,
+    free_port,
+    run_boards,
+    serve_api,
+    stop_process,
+)
 from dramatiq.cli import make_argument_parser
 
 
@@ -108,45 +115,25 @@ def test_worker_command_line_is_valid_for_dramatiq() -> None:
 
 
 def test_api_role_migrates_then_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port = free_port()
-    env = base_env(
-        BOARDS_DATA_DIR=str(tmp_path / "data"),
-        BOARDS_API_HOST="127.0.0.1",
-        BOARDS_API_PORT=str(port),
-        BOARDS_RUN_DIR=str(tmp_path / "run"),
-    )
-    log = (tmp_path / "api.log").open("w")
-    proc = subprocess.Popen([BOARDS, "api"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-
-        def answers() -> bool:
-            assert proc.poll() is None, (tmp_path / "api.log").read_text()
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(answers, timeout=90, what="the API to answer /health")
+    with serve_api(tmp_path, timeout=90, BOARDS_DATA_DIR=str(tmp_path / "data")) as api:
+        pid = api.proc.pid
         # The server is the `boards api` process itself (PID 1 in a container), and the
         # migration child it ran beside the app's import has exited.
-        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         assert cmdline[-2:] == [b"api", b""], cmdline
-        assert Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split() == []
-        body = httpx.get(f"http://127.0.0.1:{port}/api/v1/system/health", timeout=10).json()
+        assert Path(f"/proc/{pid}/task/{pid}/children").read_text().split() == []
+        body = httpx.get(f"{api.url}/api/v1/system/health", timeout=10).json()
         assert body["migrations"] == {
             "current": "0002",
             "head": "0002",
             "status": "ok",
             "detail": None,
         }
-        assert run_boards("healthcheck", env=env).returncode == 0
+        assert run_boards("healthcheck", env=api.env).returncode == 0
         started = time.monotonic()
-        assert stop_process(proc) == 0
+        assert stop_process(api.proc) == 0
         assert time.monotonic() - started < 10
-    finally:
-        stop_process(proc)
-        log.close()
-    text = (tmp_path / "api.log").read_text()
+    text = api.log.read_text()
     assert "upgraded to 0002" in text
     assert "Uvicorn running" in text
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import logging
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,8 +22,7 @@ from boards.migrations import upgrade_to_head
 from boards.redact import mask_url, scrub
 from boards.settings import default_alembic_ini, load_settings
 from boards.workers import middleware
-from boards_testing.processes import BOARDS, base_env, free_port, stop_process
-from boards_testing.waiting import wait_for
+from boards_testing.processes import free_port, serve_api
 from fastapi.testclient import TestClient
 from psycopg import sql
 from sqlalchemy import create_engine, make_url, text
@@ -159,34 +157,19 @@ def test_boards_api_shows_no_secret_in_its_log_or_answers(
     user-info; the API as it runs in the image (migration child, uvicorn's own log handlers)."""
     password = quote(own_role.password, safe="")
     redis = make_url(redis_url)
-    port = free_port()
-    log = tmp_path / "api.log"
-    env = base_env(
-        BOARDS_DATABASE_URL=f"postgresql://{own_role.name}:{password}@{own_role.host}:"
-        f"{own_role.port}/{own_role.database}?sslpassword=SSLS3CRET",
-        BOARDS_REDIS_URL=f"redis://:REDISS3CRET@{redis.host}:{redis.port}/0",
-        BOARDS_API_HOST="127.0.0.1",
-        BOARDS_API_PORT=str(port),
-        BOARDS_LOG_LEVEL="debug",
-        BOARDS_RUN_DIR=str(tmp_path / "run"),
-    )
-    with log.open("wb") as out:
-        api = subprocess.Popen([BOARDS, "api"], env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-
-            def up() -> bool:
-                assert api.poll() is None, log.read_text()
-                try:
-                    return client.get("/health").status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            wait_for(up, timeout=120, what="the API to answer")
-            answers = _ask(client)
-    finally:
-        stop_process(api)
-    output = log.read_text()
+    with (
+        serve_api(
+            tmp_path,
+            timeout=120,
+            BOARDS_DATABASE_URL=f"postgresql://{own_role.name}:{password}@{own_role.host}:"
+            f"{own_role.port}/{own_role.database}?sslpassword=SSLS3CRET",
+            BOARDS_REDIS_URL=f"redis://:REDISS3CRET@{redis.host}:{redis.port}/0",
+            BOARDS_LOG_LEVEL="debug",
+        ) as api,
+        httpx.Client(base_url=api.url, timeout=10) as client,
+    ):
+        answers = _ask(client)
+    output = api.log.read_text()
     assert "Application startup complete" in output
     assert "/health?access_token=***&page=2" in output, output
     assert _leaks("\n".join(answers), own_role) == [], answers
