@@ -10,6 +10,7 @@ import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,12 +20,14 @@ from boards.jobs import run_job
 from boards.migrations import upgrade_to_head
 from boards.queue import held_job_ids, redis_broker
 from boards.settings import default_alembic_ini, load_settings
-from boards_client import BoardsClient
+from boards_client import BoardsClient, cli
 from fastapi.testclient import TestClient
 
 BASE_URL = "http://boards.test"
 StartApi = Callable[..., httpx.BaseTransport]
 Work = Callable[[], list[str]]
+CliThrough = Callable[[httpx.BaseTransport], list[str]]
+RunCli = Callable[[list[str]], tuple[int, str, str]]
 
 
 class RecordingTransport(httpx.BaseTransport):
@@ -151,3 +154,33 @@ def worker_keeps_up(transport: RecordingTransport, work: Work) -> None:
 def client(transport: RecordingTransport) -> Iterator[BoardsClient]:
     with BoardsClient(BASE_URL, timeout=5, transport=transport) as c:
         yield c
+
+
+@pytest.fixture
+def cli_through(monkeypatch: pytest.MonkeyPatch) -> CliThrough:
+    """``cli_through(transport)``: the CLI's clients send through ``transport`` from now on; the
+    list returned records the base URL of each client the CLI made."""
+
+    def route(transport: httpx.BaseTransport) -> list[str]:
+        seen: list[str] = []
+
+        def make(base_url: str, *args: Any, **kwargs: Any) -> BoardsClient:
+            seen.append(base_url)
+            return BoardsClient(base_url, *args, transport=transport, **kwargs)
+
+        monkeypatch.setattr(cli, "BoardsClient", make)
+        return seen
+
+    return route
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> RunCli:
+    """``run_cli(argv)``: the CLI's exit code, stdout and stderr."""
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        code = cli.main(argv)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +13,8 @@ from boards_client.testing import FakeBoardsApi
 
 BASE_URL = "http://boards.test"
 StartApi = Callable[..., httpx.BaseTransport]
+CliThrough = Callable[[httpx.BaseTransport], list[str]]
+RunCli = Callable[[list[str]], tuple[int, str, str]]
 
 TOKEN = "client-s3cret-0123456789abcdef"
 WRONG = "wrong-s3cret-0123456789abcdef"
@@ -98,44 +99,35 @@ def test_the_token_is_not_in_the_client_repr() -> None:
 
 
 @pytest.fixture
-def cli_on_secured(secured: httpx.BaseTransport, monkeypatch: pytest.MonkeyPatch) -> None:
-    def make(base_url: str, *args: Any, **kwargs: Any) -> BoardsClient:
-        return BoardsClient(base_url, *args, transport=secured, **kwargs)
-
-    monkeypatch.setattr(cli, "BoardsClient", make)
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = cli.main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
+def cli_on_secured(secured: httpx.BaseTransport, cli_through: CliThrough) -> None:
+    cli_through(secured)
 
 
 @pytest.mark.usefixtures("cli_on_secured")
 def test_cli_token_from_the_option_or_the_environment(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code, out, err = run(["health", "--token", TOKEN], capsys)
+    code, out, err = run_cli(["health", "--token", TOKEN])
     assert (code, err) == (0, "")
     monkeypatch.setenv(cli.TOKEN_ENV, TOKEN)
-    code, out, err = run(["health"], capsys)
+    code, out, err = run_cli(["health"])
     assert (code, err) == (0, "")
     assert TOKEN not in out
 
 
 @pytest.mark.usefixtures("cli_on_secured")
 def test_cli_without_or_with_a_wrong_token_exits_1_without_showing_it(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(cli.TOKEN_ENV, "")  # empty counts as unset
-    code, out, err = run(["get", "00000000-0000-0000-0000-000000000000"], capsys)
+    code, out, err = run_cli(["get", "00000000-0000-0000-0000-000000000000"])
     assert (code, out) == (1, "")
     assert "answered 401" in err and "unauthorized" in err
-    code, out, err = run(["submit", "x", "--token", WRONG], capsys)
+    code, out, err = run_cli(["submit", "x", "--token", WRONG])
     assert (code, out) == (1, "")
     assert "answered 401" in err
     assert WRONG not in err
-    code, _, err = run(["health", "--token", "bad token-0123456789"], capsys)
+    code, _, err = run_cli(["health", "--token", "bad token-0123456789"])
     assert code == 2
     assert err.count("\n") == 1 and "bad token" not in err
 

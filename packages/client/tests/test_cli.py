@@ -4,39 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from collections.abc import Callable
 
 import httpx
 import pytest
 from boards_client import BoardsClient, cli
 
+CliThrough = Callable[[httpx.BaseTransport], list[str]]
+RunCli = Callable[[list[str]], tuple[int, str, str]]
 JOB_KEYS = {"id", "status", "result", "error", "attempts", "created_at", "updated_at"}
 
 
 @pytest.fixture(autouse=True)
-def seen_urls(transport: httpx.BaseTransport, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def seen_urls(transport: httpx.BaseTransport, cli_through: CliThrough) -> list[str]:
     """Every CLI run talks to the real app; the list records the base URLs it was given."""
-    seen: list[str] = []
-
-    def make(base_url: str, *args: Any, **kwargs: Any) -> BoardsClient:
-        seen.append(base_url)
-        return BoardsClient(base_url, *args, transport=transport, **kwargs)
-
-    monkeypatch.setattr(cli, "BoardsClient", make)
-    return seen
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = cli.main(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return cli_through(transport)
 
 
 @pytest.mark.usefixtures("worker_keeps_up")
-def test_submit_wait_prints_finished_job(
-    seen_urls: list[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out, err = run(["submit", "hello", "--url", "http://api:8800", "--wait"], capsys)
+def test_submit_wait_prints_finished_job(seen_urls: list[str], run_cli: RunCli) -> None:
+    code, out, err = run_cli(["submit", "hello", "--url", "http://api:8800", "--wait"])
     assert (code, err) == (0, "")
     job = json.loads(out)
     assert set(job) == JOB_KEYS
@@ -50,9 +37,9 @@ def test_submit_wait_prints_finished_job(
 
 
 def test_submit_without_wait_prints_queued(
-    sent: list[httpx.Request], seen_urls: list[str], capsys: pytest.CaptureFixture[str]
+    sent: list[httpx.Request], seen_urls: list[str], run_cli: RunCli
 ) -> None:
-    code, out, _ = run(["submit", "hello", "--delay", "2"], capsys)
+    code, out, _ = run_cli(["submit", "hello", "--delay", "2"])
     assert code == 0
     job = json.loads(out)
     assert job.pop("id")
@@ -69,33 +56,33 @@ def test_submit_without_wait_prints_queued(
 
 
 def test_url_from_environment(
-    seen_urls: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    seen_urls: list[str], run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(cli.URL_ENV, "http://from-env:1")
-    code, out, _ = run(["health"], capsys)
+    code, out, _ = run_cli(["health"])
     assert code == 0
     assert json.loads(out)["status"] == "ok"
     assert seen_urls == ["http://from-env:1"]
 
 
 @pytest.mark.usefixtures("worker_keeps_up")
-def test_failed_job_exits_1_and_still_prints(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(["submit", "fail: no ink", "--wait"], capsys)
+def test_failed_job_exits_1_and_still_prints(run_cli: RunCli) -> None:
+    code, out, err = run_cli(["submit", "fail: no ink", "--wait"])
     assert (code, err) == (1, "")
     assert (json.loads(out)["status"], json.loads(out)["error"]) == ("failed", "no ink")
 
 
-def test_wait_timeout_is_one_line_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+def test_wait_timeout_is_one_line_exit_1(run_cli: RunCli) -> None:
     # No worker: the job stays queued, and --wait gives up after its timeout.
-    code, out, err = run(["submit", "slow", "--wait", "--timeout", "0.05"], capsys)
+    code, out, err = run_cli(["submit", "slow", "--wait", "--timeout", "0.05"])
     assert (code, out) == (1, "")
     assert err.count("\n") == 1
     assert err.startswith("boards-client: error: job ")
     assert err.endswith(" still 'queued' after 0.05 s (waiting for one of: failed, succeeded)\n")
 
 
-def test_get_unknown_job_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(["get", "missing"], capsys)
+def test_get_unknown_job_exits_1(run_cli: RunCli) -> None:
+    code, out, err = run_cli(["get", "missing"])
     assert (code, out) == (1, "")
     assert err.startswith("boards-client: error: GET http://localhost:8800/api/v1/jobs/missing ")
     assert "answered 404: " in err and "not_found" in err
@@ -117,9 +104,9 @@ def test_get_unknown_job_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     ],
 )
 def test_bad_input_is_one_line_exit_2(
-    sent: list[httpx.Request], capsys: pytest.CaptureFixture[str], argv: list[str]
+    sent: list[httpx.Request], run_cli: RunCli, argv: list[str]
 ) -> None:
-    code, out, err = run(argv, capsys)
+    code, out, err = run_cli(argv)
     assert (code, out) == (2, "")
     assert err.startswith("boards-client: error: ")
     assert err.count("\n") == 1, err
@@ -127,7 +114,7 @@ def test_bad_input_is_one_line_exit_2(
 
 
 def test_unreachable_api_is_one_line_exit_1(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, run_cli: RunCli
 ) -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
@@ -137,7 +124,7 @@ def test_unreachable_api_is_one_line_exit_1(
         "BoardsClient",
         lambda url, **kw: BoardsClient(url, transport=httpx.MockTransport(refuse), **kw),
     )
-    code, _, err = run(["health", "--url", "http://down:1"], capsys)
+    code, _, err = run_cli(["health", "--url", "http://down:1"])
     assert code == 1
     assert (
         err

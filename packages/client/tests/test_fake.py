@@ -133,100 +133,24 @@ def test_finished_jobs(api: Api, payload: str, outcome: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "kwargs", "answer"),
+    ("body", "detail"),
     [
-        ("POST", JOBS, {"json": {}}, (422, "invalid_request", "payload: Field required")),
+        ({}, "payload: Field required"),
+        ({"payload": 1}, "payload: Input should be a valid string"),
+        (["x"], "body: Input should be a valid dictionary or object to extract fields from"),
+        ({"payload": "x\x00"}, "payload: Value error, payload must not contain NUL characters"),
         (
-            "POST",
-            JOBS,
-            {"json": {"payload": 1}},
-            (422, "invalid_request", "payload: Input should be a valid string"),
+            {"payload": "x", "delay_seconds": 31},
+            "delay_seconds: Input should be less than or equal to 30",
         ),
         (
-            "POST",
-            JOBS,
-            {"json": ["x"]},
-            (
-                422,
-                "invalid_request",
-                "body: Input should be a valid dictionary or object to extract fields from",
-            ),
+            {"payload": "x", "delay_seconds": -1},
+            "delay_seconds: Input should be greater than or equal to 0",
         ),
         (
-            "POST",
-            JOBS,
-            {"json": {"payload": "x\x00"}},
-            (
-                422,
-                "invalid_request",
-                "payload: Value error, payload must not contain NUL characters",
-            ),
+            {"payload": "x", "delay_seconds": "soon"},
+            "delay_seconds: Input should be a valid number",
         ),
-        (
-            "POST",
-            JOBS,
-            {"json": {"payload": "x", "delay_seconds": 31}},
-            (422, "invalid_request", "delay_seconds: Input should be less than or equal to 30"),
-        ),
-        (
-            "POST",
-            JOBS,
-            {"json": {"payload": "x", "delay_seconds": -1}},
-            (422, "invalid_request", "delay_seconds: Input should be greater than or equal to 0"),
-        ),
-        (
-            "POST",
-            JOBS,
-            {"json": {"payload": "x", "delay_seconds": "soon"}},
-            (
-                422,
-                "invalid_request",
-                "delay_seconds: Input should be a valid number",
-            ),
-        ),
-        (
-            "POST",
-            JOBS,
-            {"content": b"{", "headers": {"content-type": "application/json"}},
-            (400, "invalid_json", "the body is not valid JSON"),
-        ),
-        (
-            "POST",
-            JOBS,
-            {"content": b'{"payload": "\xff"}', "headers": {"content-type": "application/json"}},
-            (400, "invalid_json", "the body could not be read as JSON"),
-        ),
-        (
-            "POST",
-            JOBS,
-            {"content": b"{}", "headers": {"content-type": "text/plain"}},
-            (415, "unsupported_media_type", "send the body as Content-Type: application/json"),
-        ),
-        (
-            "POST",
-            JOBS,
-            {"json": {"payload": "x"}, "headers": {"Idempotency-Key": "k" * 256}},
-            (
-                400,
-                "invalid_idempotency_key",
-                "Idempotency-Key must be 1 to 255 visible ASCII characters",
-            ),
-        ),
-        (
-            "POST",
-            JOBS,
-            {"json": {"payload": "x"}, "headers": {"Idempotency-Key": "two words"}},
-            (
-                400,
-                "invalid_idempotency_key",
-                "Idempotency-Key must be 1 to 255 visible ASCII characters",
-            ),
-        ),
-        ("GET", f"{JOBS}/{uuid.UUID(int=7)}", {}, (404, "not_found", "no such job")),
-        ("GET", f"{JOBS}/not-a-job-id", {}, (404, "not_found", "no such job")),
-        ("GET", "/nowhere", {}, (404, "not_found", "Not Found")),
-        ("DELETE", "/health", {}, (405, "method_not_allowed", "Method Not Allowed")),
-        ("GET", JOBS, {}, (405, "method_not_allowed", "Method Not Allowed")),
     ],
     ids=[
         "missing-payload",
@@ -236,22 +160,61 @@ def test_finished_jobs(api: Api, payload: str, outcome: dict[str, Any]) -> None:
         "delay-over-30",
         "delay-negative",
         "delay-not-a-number",
-        "malformed-json",
-        "not-utf-8",
-        "not-json-media-type",
-        "idempotency-key-too-long",
-        "idempotency-key-with-a-space",
-        "unknown-job",
-        "not-a-job-id",
-        "unknown-route",
-        "method-not-allowed",
-        "jobs-has-no-get",
     ],
 )
-def test_errors(
-    api: Api, method: str, path: str, kwargs: dict[str, Any], answer: tuple[int, str, str]
+def test_json_that_is_no_job_request_is_422(api: Api, body: object, detail: str) -> None:
+    assert error_of(api.http.post(JOBS, json=body)) == (422, "invalid_request", detail)
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "answer"),
+    [
+        (b"{", "application/json", (400, "invalid_json", "the body is not valid JSON")),
+        (
+            b'{"payload": "\xff"}',
+            "application/json",
+            (400, "invalid_json", "the body could not be read as JSON"),
+        ),
+        (
+            b"{}",
+            "text/plain",
+            (415, "unsupported_media_type", "send the body as Content-Type: application/json"),
+        ),
+    ],
+    ids=["malformed-json", "not-utf-8", "not-json-media-type"],
+)
+def test_bodies_not_read_as_json(
+    api: Api, content: bytes, content_type: str, answer: tuple[int, str, str]
 ) -> None:
-    assert error_of(api.http.request(method, path, **kwargs)) == answer
+    response = api.http.post(JOBS, content=content, headers={"content-type": content_type})
+    assert error_of(response) == answer
+
+
+@pytest.mark.parametrize("key", ["k" * 256, "two words"], ids=["too-long", "with-a-space"])
+def test_bad_idempotency_keys_are_400(api: Api, key: str) -> None:
+    response = api.http.post(JOBS, json={"payload": "x"}, headers={"Idempotency-Key": key})
+    assert error_of(response) == (
+        400,
+        "invalid_idempotency_key",
+        "Idempotency-Key must be 1 to 255 visible ASCII characters",
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "answer"),
+    [
+        ("GET", f"{JOBS}/{uuid.UUID(int=7)}", (404, "not_found", "no such job")),
+        ("GET", f"{JOBS}/not-a-job-id", (404, "not_found", "no such job")),
+        ("GET", "/nowhere", (404, "not_found", "Not Found")),
+        ("DELETE", "/health", (405, "method_not_allowed", "Method Not Allowed")),
+        ("GET", JOBS, (405, "method_not_allowed", "Method Not Allowed")),
+    ],
+    ids=["unknown-job", "not-a-job-id", "unknown-route", "method-not-allowed", "jobs-has-no-get"],
+)
+def test_unknown_jobs_routes_and_methods(
+    api: Api, method: str, path: str, answer: tuple[int, str, str]
+) -> None:
+    assert error_of(api.http.request(method, path)) == answer
 
 
 def test_field_errors_are_listed_without_the_rejected_value(api: Api) -> None:
