@@ -290,6 +290,7 @@ def test_three_api_containers_take_turns_on_the_migration_lock(
     ], texts
 
 
+@pytest.mark.usefixtures("network_postgres", "network_redis")  # the servers NETWORK_* reach
 def test_job_round_trip_and_graceful_stop(
     backend_image: str,
     docker_network: Network,
