@@ -38,6 +38,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import step_outputs  # beside this script
+
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 IMAGE_RE = re.compile(r"^(?:ghcr\.io|docker\.io)/[a-z0-9][a-z0-9_-]*/[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -234,11 +236,6 @@ def run_command(command: Sequence[str]) -> str:
     return result.stdout
 
 
-def write_outputs(out: dict[str, str], path: str) -> None:
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.writelines(f"{key}={value}\n" for key, value in out.items())
-
-
 def main() -> int:
     env = dict(os.environ)
     try:
@@ -255,8 +252,7 @@ def main() -> int:
         Path(env["NOTES_FILE"]).write_text(
             notes(p, out, env.get("GITHUB_REPOSITORY", "OWNER/REPO")), encoding="utf-8"
         )
-    if env.get("GITHUB_OUTPUT"):
-        write_outputs(out, env["GITHUB_OUTPUT"])
+    step_outputs.write(out)
     return 0
 
 

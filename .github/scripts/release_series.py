@@ -27,6 +27,8 @@ import subprocess
 import sys
 from collections.abc import Iterable
 
+import step_outputs  # beside this script
+
 FINAL_RE = re.compile(r"^v(\d+(?:\.\d+)*)$")
 TAG_PREFIX = "refs/tags/"
 
@@ -90,14 +92,9 @@ def main() -> int:
         tags = os.environ["TAGS"].splitlines() if "TAGS" in os.environ else None
         out = decide(ref, tags if tags is not None else (git_tags() if needed else []))
     except SeriesError as exc:
-        print(f"::error title=release series::{exc}")
-        print(f"release-series: error: {exc}", file=sys.stderr)
-        return 1
+        return step_outputs.fail("release-series", str(exc))
     print("release-series: " + ", ".join(f"{k}={v}" for k, v in out.items()))
-    output = os.environ.get("GITHUB_OUTPUT")
-    if output:
-        with open(output, "a", encoding="utf-8") as fh:
-            fh.writelines(f"{k}={v}\n" for k, v in out.items())
+    step_outputs.write(out)
     return 0
 
 

@@ -22,6 +22,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import step_outputs  # beside this script
+
 DEFAULT_PYPROJECT = "packages/backend/pyproject.toml"
 TAG_PREFIX = "refs/tags/v"
 
@@ -101,14 +103,9 @@ def main() -> int:
     try:
         out = decide(os.environ.get("GITHUB_REF", ""), package_version(pyproject))
     except VersionError as exc:
-        print(f"::error title=release version::{exc}")
-        print(f"release-version: error: {exc}", file=sys.stderr)
-        return 1
+        return step_outputs.fail("release-version", str(exc))
     print(f"release-version: version {out['version']} (release: {out['release']})")
-    output = os.environ.get("GITHUB_OUTPUT")
-    if output:
-        with open(output, "a", encoding="utf-8") as fh:
-            fh.writelines(f"{key}={value}\n" for key, value in out.items())
+    step_outputs.write(out)
     return 0
 
 

@@ -18,6 +18,8 @@ SCRIPTS = ROOT / ".github" / "scripts"
 
 
 def script(name: str) -> ModuleType:
+    if str(SCRIPTS) not in sys.path:  # as `python3 .github/scripts/NAME.py` has it
+        sys.path.insert(0, str(SCRIPTS))
     spec = importlib.util.spec_from_file_location(f"ci_{name}", SCRIPTS / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
