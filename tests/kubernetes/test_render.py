@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from boards.jobs import QUEUE_NAME
+from boards.queue import QUEUE_NAME
 from dramatiq.brokers.redis import RedisBroker
 
 from tests.kubernetes.manifests import (

@@ -18,7 +18,8 @@ import dramatiq
 import pytest
 from boards.api.factory import create_app
 from boards.db import Database, get_database
-from boards.jobs import ACTOR_NAME, QUEUE_NAME, create_job, get_job
+from boards.jobs import create_job, get_job
+from boards.queue import ACTOR_NAME, QUEUE_NAME
 from boards.settings import Settings
 from boards.workers.broker import job_options, worker_middleware
 from boards.workers.middleware import (

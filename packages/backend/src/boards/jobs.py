@@ -29,10 +29,6 @@ from boards.models import Job, JobStatus, utcnow
 
 logger = logging.getLogger("boards.jobs")
 
-#: The dramatiq queue and actor the API sends to and the worker consumes.
-QUEUE_NAME = "boards-jobs"
-ACTOR_NAME = "process_job"
-
 #: Payloads starting with this fail deterministically (no retry).
 FAIL_PREFIX = "fail:"
 

@@ -13,7 +13,6 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from boards import defaults
-from boards.jobs import ACTOR_NAME, QUEUE_NAME
 
 if TYPE_CHECKING:
     import redis
@@ -22,6 +21,10 @@ if TYPE_CHECKING:
     from dramatiq.middleware import Middleware
 
 logger = logging.getLogger("boards.queue")
+
+#: The dramatiq queue and actor the API sends to and the worker consumes.
+QUEUE_NAME = "boards-jobs"
+ACTOR_NAME = "process_job"
 
 #: Seconds to wait for Redis to accept a connection / answer a command.
 REDIS_CONNECT_TIMEOUT = 2.0

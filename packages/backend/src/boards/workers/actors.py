@@ -11,8 +11,8 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage, Shutdown
 
 from boards.db import get_database
-from boards.jobs import ACTOR_NAME, QUEUE_NAME
 from boards.logs import configure_logging
+from boards.queue import ACTOR_NAME, QUEUE_NAME
 from boards.settings import load_settings_or_exit
 from boards.workers.broker import build_broker, job_options, lease_keeper
 from boards.workers.process import process_delivery

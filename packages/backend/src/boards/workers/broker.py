@@ -9,8 +9,8 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage, Middleware, Retries, TimeLimit
 
 from boards.db import Database, get_database
-from boards.jobs import ACTOR_NAME, mark_failed
-from boards.queue import redis_broker
+from boards.jobs import mark_failed
+from boards.queue import ACTOR_NAME, redis_broker
 from boards.settings import Settings
 from boards.workers.middleware import (
     HandBackOnShutdown,
