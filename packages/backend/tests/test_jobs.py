@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -11,19 +12,23 @@ from boards.db import Database, get_database
 from boards.jobs import (
     Claim,
     IdempotencyKeyReused,
+    Outcome,
+    Result,
+    Runner,
     claim_job,
+    claim_jobs,
     compute_result,
     create_job,
+    fail_job,
     finish_job,
     get_job,
     hand_back,
-    mark_failed,
+    mark_sent,
     oldest_queued_age,
     renew_leases,
     run_job,
     status_counts,
     time_limit_ms,
-    touch_queued,
     withdraw_job,
 )
 from boards.models import JobStatus, utcnow
@@ -54,7 +59,7 @@ def test_time_limit_counts_the_delay_on_top() -> None:
 def test_run_job_succeeds_and_honours_the_delay(db: Database) -> None:
     job = create_job(db, "hello world", delay_seconds=1.5).job
     slept: list[float] = []
-    assert run_job(db, job.id, lease=LEASE, sleep=slept.append) == JobStatus.SUCCEEDED
+    assert run_job(db, job.id, lease=LEASE, sleep=slept.append) is Outcome.SUCCEEDED
     assert slept == [1.5]
     done = get_job(db, job.id)
     assert done is not None
@@ -66,16 +71,16 @@ def test_run_job_succeeds_and_honours_the_delay(db: Database) -> None:
 
 def test_fail_payload_fails_deterministically(db: Database) -> None:
     job = create_job(db, "fail: boom").job
-    assert run_job(db, job.id, lease=LEASE, sleep=no_sleep) == JobStatus.FAILED
+    assert run_job(db, job.id, lease=LEASE, sleep=no_sleep) is Outcome.FAILED
     done = get_job(db, job.id)
     assert done is not None and (done.status, done.error, done.result) == ("failed", "boom", None)
 
 
 def test_a_duplicate_delivery_does_nothing(db: Database) -> None:
     job = create_job(db, "once").job
-    assert run_job(db, job.id, lease=LEASE, sleep=no_sleep) == "succeeded"
+    assert run_job(db, job.id, lease=LEASE, sleep=no_sleep) is Outcome.SUCCEEDED
     ran_again: list[float] = []
-    assert run_job(db, job.id, lease=LEASE, sleep=ran_again.append) == "succeeded"
+    assert run_job(db, job.id, lease=LEASE, sleep=ran_again.append) is Outcome.DONE
     assert ran_again == []
     done = get_job(db, job.id)
     assert done is not None and done.attempts == 1
@@ -85,7 +90,7 @@ def test_a_live_lease_keeps_a_second_delivery_out(db: Database) -> None:
     job = create_job(db, "x").job
     first = claim_job(db, job.id, LEASE)
     assert isinstance(first, Claim) and first.attempt == 1
-    assert claim_job(db, job.id, LEASE) == "held"
+    assert claim_job(db, job.id, LEASE) is Outcome.HELD
 
 
 def test_an_expired_lease_lets_the_next_delivery_take_over_and_fences_the_first(
@@ -98,8 +103,8 @@ def test_an_expired_lease_lets_the_next_delivery_take_over_and_fences_the_first(
     second = claim_job(db, job.id, LEASE, now=later)
     assert isinstance(second, Claim) and second.attempt == 2
     # The first delivery comes back late: its outcome is dropped, the second one's counts.
-    assert finish_job(db, first, JobStatus.SUCCEEDED, result={"late": True}) is False
-    assert finish_job(db, second, JobStatus.SUCCEEDED, result={"on": "time"}) is True
+    assert finish_job(db, first, Result(JobStatus.SUCCEEDED, result={"late": True})) is False
+    assert finish_job(db, second, Result(JobStatus.SUCCEEDED, result={"on": "time"})) is True
     done = get_job(db, job.id)
     assert done is not None and done.result == {"on": "time"}
 
@@ -130,16 +135,16 @@ def test_hand_back_requeues_only_for_its_own_claim(db: Database) -> None:
     assert hand_back(db, claim) is False  # not running any more
 
 
-def test_mark_failed_never_overwrites_a_final_state(db: Database) -> None:
+def test_fail_never_overwrites_a_final_state(db: Database) -> None:
     job = create_job(db, "x").job
     run_job(db, job.id, lease=LEASE, sleep=no_sleep)
-    assert mark_failed(db, job.id, "late") is False
+    assert fail_job(db, job.id, "late") is False
     stored = get_job(db, job.id)
     assert stored is not None and stored.status == "succeeded"
 
 
 def test_missing_job_is_dropped(db: Database) -> None:
-    assert run_job(db, "nope", lease=LEASE) == "missing"
+    assert run_job(db, "nope", lease=LEASE) is Outcome.MISSING
 
 
 def test_idempotency_key_returns_the_first_job(db: Database) -> None:
@@ -162,14 +167,33 @@ def test_withdraw_only_the_untouched_row(db: Database) -> None:
     assert get_job(db, untouched.id) is None
 
     replayed = create_job(db, "b", idempotency_key="kb").job
-    assert touch_queued(db, replayed.id) is True  # a replay answered 202 for it meanwhile
+    assert mark_sent(db, replayed.id) is True  # a replay answered 202 for it meanwhile
     assert withdraw_job(db, replayed) is False
     assert get_job(db, replayed.id) is not None
 
     claimed = create_job(db, "c").job
     assert isinstance(claim_job(db, claimed.id, LEASE), Claim)
     assert withdraw_job(db, claimed) is False
-    assert touch_queued(db, claimed.id) is False
+    assert mark_sent(db, claimed.id) is False
+
+
+def test_one_claim_statement_answers_for_every_job_in_a_batch(db: Database) -> None:
+    queued, done = create_job(db, "q").job, create_job(db, "d").job
+    run_job(db, done.id, lease=LEASE, sleep=no_sleep)
+    held = create_job(db, "h").job
+    assert isinstance(claim_job(db, held.id, LEASE), Claim)
+    answers = claim_jobs(db, [queued.id, done.id, held.id, "nope"], LEASE)
+    assert isinstance(answers[0], Claim) and answers[0].job_id == queued.id
+    assert answers[1:] == [Outcome.DONE, Outcome.HELD, Outcome.MISSING]
+
+
+def test_threads_arriving_together_share_claims_and_finishes(db: Database) -> None:
+    jobs = [create_job(db, f"job {n}").job for n in range(12)]
+    runner = Runner(db, LEASE, sleep=no_sleep)
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = list(pool.map(runner.run, [job.id for job in jobs]))
+    assert outcomes == [Outcome.SUCCEEDED] * 12
+    assert status_counts(db)["succeeded"] == 12
 
 
 def test_figures_for_metrics(db: Database) -> None:

@@ -10,7 +10,8 @@ from boards.db import Database
 from boards.jobs import Claim, claim_job, create_job, get_job
 from boards.models import JobStatus, utcnow
 from boards.queue import JobQueue, held_job_ids, redis_broker
-from boards.workers.reconciler import LOCK_KEY, Reconciler
+from boards.jobs.recover import LOCK_KEY
+from boards.workers.reconciler import Reconciler
 from boards_testing.processes import free_port
 from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import text

@@ -18,7 +18,7 @@ import dramatiq
 import pytest
 from boards.api.factory import create_app
 from boards.db import Database, get_database
-from boards.jobs import create_job, get_job
+from boards.jobs import Runner, create_job, get_job
 from boards.queue import ACTOR_NAME, QUEUE_NAME
 from boards.settings import Settings
 from boards.workers.broker import job_options, worker_middleware
@@ -286,7 +286,7 @@ def test_a_job_failed_by_a_locked_database_says_so_without_sql(
     def body(job_id: str) -> None:
         attempts.append(job_id)
         try:
-            process_delivery(db, job_id, lease=15, leases=leases, resend=lambda: None)
+            process_delivery(Runner(db, 15), job_id, leases=leases, resend=lambda: None)
         finally:
             if len(attempts) == 3:  # the last attempt: let the give-up be recorded
                 locker.execute("ROLLBACK")
@@ -335,9 +335,8 @@ def test_the_stack_fails_a_job_over_its_time_limit(
     leases = next(m for m in broker.middleware if isinstance(m, LeaseKeeper))
 
     def body(job_id: str) -> None:
-        process_delivery(
-            db, job_id, lease=15, leases=leases, resend=lambda: None, sleep=_python_level_sleep
-        )
+        runner = Runner(db, 15, sleep=_python_level_sleep)
+        process_delivery(runner, job_id, leases=leases, resend=lambda: None)
 
     actor = dramatiq.actor(
         body, actor_name="slow_job", queue_name=QUEUE_NAME, broker=broker, **job_options(settings)

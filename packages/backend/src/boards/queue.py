@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from boards import defaults
@@ -37,6 +38,10 @@ REDIS_SOCKET_TIMEOUT = 5.0
 #: reconciler's lease check is the bound we promise; this is the fast path.)
 MAINTENANCE_PERCENT = 5
 
+#: Redis pub/sub channel every sender of a job message publishes on, so idle workers fetch at
+#: once instead of at their next (slow) poll (boards.workers.wakeup).
+WAKE_CHANNEL = "boards:wake"
+
 
 def redis_client(url: str) -> redis.Redis:
     """A client that fails fast: short timeouts and no hidden retries (callers decide)."""
@@ -54,20 +59,33 @@ def redis_client(url: str) -> redis.Redis:
     )
 
 
+def wake_workers(client: redis.Redis) -> None:
+    """Tell idle workers a message was just sent. Best effort: a missed wake-up only costs
+    latency (the workers' poll still finds the message), so a failure is logged at debug."""
+    try:
+        client.publish(WAKE_CHANNEL, b"")
+    except Exception as exc:
+        logger.debug("could not wake the workers: %s", exc)
+
+
 def redis_broker(
     url: str,
     middleware: list[Middleware] | None = None,
     *,
     heartbeat_timeout: float = defaults.BROKER_HEARTBEAT_TIMEOUT,
+    broker_class: type[RedisBroker] | None = None,
+    **options: Any,
 ) -> RedisBroker:
-    """A dramatiq Redis broker on :func:`redis_client`; no connection is made here."""
+    """A dramatiq Redis broker on :func:`redis_client`; no connection is made here.
+    ``broker_class`` (a subclass, e.g. the worker's) gets ``options`` as well."""
     from dramatiq.brokers.redis import MAINTENANCE_SCALE, RedisBroker
 
-    broker = RedisBroker(  # type: ignore[no-untyped-call]
+    broker = (broker_class or RedisBroker)(
         client=redis_client(url),
         middleware=middleware or [],
         heartbeat_timeout=int(heartbeat_timeout * 1000),
         maintenance_chance=MAINTENANCE_SCALE * MAINTENANCE_PERCENT // 100,
+        **options,
     )
     return broker
 
@@ -159,7 +177,20 @@ class JobQueue:
             raise
         except Exception as exc:
             raise BrokerUnavailable(f"could not enqueue the job: {exc}") from exc
+        wake_workers(self.broker.client)
         return sent.message_id
+
+    def enqueue_many(self, jobs: Sequence[tuple[str, int | None]]) -> None:
+        """Send one ``process_job`` message per (job id, time limit in ms), in order; raises
+        :class:`BrokerUnavailable` at the first that fails (those before it are sent)."""
+        try:
+            for job_id, limit in jobs:
+                self.broker.enqueue(job_message(job_id, time_limit_ms=limit))
+        except BrokerUnavailable:
+            raise
+        except Exception as exc:
+            raise BrokerUnavailable(f"could not enqueue the job: {exc}") from exc
+        wake_workers(self.broker.client)  # once for the batch
 
     def close(self) -> None:
         with self._lock:

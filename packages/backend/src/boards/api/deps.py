@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 
 from boards.api.metrics import ApiMetrics
 from boards.db import Database
+from boards.jobs import Intake
 from boards.queue import JobQueue
 from boards.settings import Settings
 
@@ -18,6 +19,7 @@ class Services:
     settings: Settings
     database: Database
     queue: JobQueue
+    intake: Intake
     metrics: ApiMetrics
 
 

@@ -17,6 +17,7 @@ from boards.api.metrics import ApiMetrics
 from boards.api.middleware import BodyLimit, HttpMetrics, RequestContext
 from boards.api.routes import health, jobs, metrics
 from boards.db import get_database
+from boards.jobs import Intake
 from boards.migrations import head_revision
 from boards.queue import JobQueue
 from boards.settings import Settings, bad_tokens_file
@@ -46,10 +47,12 @@ def create_app(settings: Settings) -> FastAPI:
         except TokenFileError as exc:
             raise bad_tokens_file(settings.api_tokens_file, exc) from None
     database = get_database(settings.effective_database_url, settings.database_pool_size)
+    queue = JobQueue(settings.redis_url, settings.broker_heartbeat_timeout)
     services = Services(
         settings=settings,
         database=database,
-        queue=JobQueue(settings.redis_url, settings.broker_heartbeat_timeout),
+        queue=queue,
+        intake=Intake(database, queue, settings.job_time_limit),
         metrics=ApiMetrics(database),
     )
 
@@ -70,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
             logger.info("API tokens: %d from %s", len(tokens), tokens.path)
         threading.Thread(target=warm_up, args=(services,), name="warm-up", daemon=True).start()
         yield
+        services.intake.close()
         services.queue.close()
         services.database.dispose()
 

@@ -11,6 +11,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage, Shutdown
 
 from boards.db import get_database
+from boards.jobs import Runner
 from boards.logs import configure_logging
 from boards.queue import ACTOR_NAME, QUEUE_NAME
 from boards.settings import load_settings_or_exit
@@ -22,6 +23,9 @@ configure_logging(settings.log_level)
 broker = build_broker(settings)
 dramatiq.set_broker(broker)
 leases = lease_keeper(broker)
+runner = Runner(
+    get_database(settings.effective_database_url, settings.database_pool_size), settings.job_lease
+)
 
 
 def _resend_current() -> None:
@@ -39,10 +43,4 @@ def _resend_current() -> None:
 )
 def process_job(job_id: str) -> None:
     """Run one delivery of a job (:func:`boards.workers.process.process_delivery`)."""
-    process_delivery(
-        get_database(settings.effective_database_url, settings.database_pool_size),
-        job_id,
-        lease=settings.job_lease,
-        leases=leases,
-        resend=_resend_current,
-    )
+    process_delivery(runner, job_id, leases=leases, resend=_resend_current)

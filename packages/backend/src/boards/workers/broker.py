@@ -9,7 +9,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage, Middleware, Retries, TimeLimit
 
 from boards.db import Database, get_database
-from boards.jobs import mark_failed
+from boards.jobs import fail_job
 from boards.queue import ACTOR_NAME, redis_broker
 from boards.settings import Settings
 from boards.workers.middleware import (
@@ -48,7 +48,7 @@ def worker_middleware(
     """
     options = job_options(settings)
     stack: list[Middleware] = [
-        RecordGiveUp(ACTOR_NAME, lambda job_id, error: mark_failed(database, job_id, error)),
+        RecordGiveUp(ACTOR_NAME, lambda job_id, error: fail_job(database, job_id, error)),
         Retries(
             max_retries=options["max_retries"],
             min_backoff=options["min_backoff"],

@@ -14,8 +14,7 @@ from typing import Any
 
 from dramatiq import Broker, Worker
 from dramatiq.broker import MessageProxy
-from dramatiq.middleware import Middleware, Shutdown, TimeLimitExceeded
-from dramatiq.threading import is_gevent_active, raise_thread_exception
+from dramatiq.middleware import Middleware, ShutdownNotifications, TimeLimitExceeded
 from redis import exceptions as redis_exc
 from sqlalchemy import exc as sa_exc
 
@@ -145,18 +144,17 @@ def shutdown_grace(shutdown_timeout: float) -> float:
     return max(shutdown_timeout - 1.0, shutdown_timeout / 2)
 
 
-class HandBackOnShutdown(Middleware):
-    """Give in-flight messages a grace period when the worker stops, then interrupt them.
+class HandBackOnShutdown(ShutdownNotifications):
+    """dramatiq's ShutdownNotifications, after a grace period: when the worker stops, in-flight
+    messages get ``grace`` seconds to finish, then each one still running gets
+    :class:`dramatiq.middleware.Shutdown`; the actor puts its job back to ``queued`` and
+    re-enqueues its message, and the original is acked normally.
 
-    Dramatiq's ``Worker.stop(timeout)`` waits for worker threads, then requeues only the
-    prefetched messages nobody started. A message still running when the wait ends stays in the
-    Redis broker's per-worker ack set, and the job stays ``running`` until its lease runs out.
-    That wait is also shorter than it says: ``dramatiq.common.join_all`` takes the time already
-    spent off the remaining timeout again after every thread it joins, so a busy thread late in
-    the list may get a second or two. So this waits here, before dramatiq's own shutdown: new
-    messages stop, in-flight ones get ``grace`` seconds, then every thread (greenlet under
-    gevent) still running one gets :class:`dramatiq.middleware.Shutdown`; the actor puts the job
-    back to ``queued`` and re-enqueues its message, and the original is acked normally.
+    Why wait here rather than in dramatiq's ``Worker.stop(timeout)``: that waits for worker
+    threads, then requeues only the prefetched messages nobody started. A message still running
+    when its wait ends stays in the Redis broker's per-worker ack set, and its job ``running``
+    until the lease runs out. That wait is also shorter than it says: ``join_all`` takes the time
+    already spent off the remaining timeout again after every thread it joins.
     """
 
     #: Seconds interrupted messages get to hand their jobs back.
@@ -170,49 +168,26 @@ class HandBackOnShutdown(Middleware):
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        super().__init__(notify_shutdown=True)
         self.grace = grace
         self.clock = clock
         self.sleep = sleep
-        self._lock = threading.Lock()
-        self._running: dict[int, tuple[Any, MessageProxy]] = {}
 
-    @staticmethod
-    def _current() -> Any:
-        if is_gevent_active():  # type: ignore[no-untyped-call]
-            import gevent
-
-            return gevent.getcurrent()
-        return threading.get_ident()
-
+    # Every message of this worker is a job that can be handed back: no per-actor opt-in.
     def before_process_message(self, broker: Broker, message: MessageProxy) -> None:
-        with self._lock:
-            self._running[threading.get_ident()] = (self._current(), message)
-
-    # dramatiq passes result= and exception=; this bookkeeping needs neither.
-    def after_process_message(self, broker: Broker, message: MessageProxy, **_: Any) -> None:
-        with self._lock:
-            self._running.pop(threading.get_ident(), None)
-
-    after_skip_message = after_process_message
+        self.manager.add_notification()
 
     def in_flight(self) -> int:
-        with self._lock:
-            return len(self._running)
+        manager: Any = self.manager  # the gevent and the ctypes managers name their sets apart
+        return len(getattr(manager, "notification_greenlets", None) or manager.notifications)
 
     def interrupt_all(self) -> int:
         """Raise Shutdown in every thread still running a message; returns how many."""
-        with self._lock:
-            targets = list(self._running.values())
-        for target, message in targets:
-            logger.warning(
-                "worker stopping: interrupting message %s to hand it back to the queue",
-                message.message_id,
-            )
-            if is_gevent_active():  # type: ignore[no-untyped-call]
-                target.kill(Shutdown, block=False)
-            else:
-                raise_thread_exception(target, Shutdown)  # type: ignore[no-untyped-call]
-        return len(targets)
+        count = self.in_flight()
+        if count:
+            logger.warning("worker stopping: interrupting %d message(s) to hand back", count)
+            self.manager.shutdown()
+        return count
 
     def _wait_while_in_flight(self, seconds: float) -> None:
         deadline = self.clock() + seconds

@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 from dramatiq.middleware import Shutdown, TimeLimitExceeded
 
-from boards.db import Database
-from boards.jobs import Claim, LeaseHolder, finish_job, hand_back, run_job
+from boards.jobs import Claim, LeaseHolder, Outcome, Result, Runner, hand_back
 from boards.logs import one_line
 from boards.models import JobStatus
 from boards.workers.middleware import give_up_error
@@ -19,33 +17,42 @@ logger = logging.getLogger("boards.worker")
 
 
 def process_delivery(
-    database: Database,
+    runner: Runner,
     job_id: str,
     *,
-    lease: float,
     leases: LeaseHolder,
     resend: Callable[[], object],
-    sleep: Callable[[float], None] = time.sleep,
-) -> None:
+) -> Outcome:
     """Run one delivery. Database errors raise, so dramatiq retries with backoff.
 
     Over its time limit (dramatiq's TimeLimit raises in the thread) the job is ``failed``. When
     the worker stops mid-job (HandBackOnShutdown raises Shutdown) the job goes back to
     ``queued`` and ``resend`` puts its message back on the queue.
     """
-    claims: list[Claim] = []
     try:
-        run_job(database, job_id, lease=lease, leases=leases, on_claim=claims.append, sleep=sleep)
+        claim = runner.claim(job_id)
+    except Shutdown:
+        # Whether or not the claim landed, the message goes back: a claim nobody holds any
+        # more runs out its lease, and the reconciler re-sends it.
+        resend()
+        return Outcome.HANDED_BACK
+    if not isinstance(claim, Claim):
+        logger.info("job %s: nothing to do (%s)", job_id, claim)
+        return claim
+    leases.add(claim)
+    try:
+        return runner.execute(claim)
     except TimeLimitExceeded as exc:
         logger.warning("job %s exceeded its time limit", job_id)
-        if claims:
-            error = give_up_error(claims[0].attempt, exc)
-            finish_job(database, claims[0], JobStatus.FAILED, error=error)
+        runner.finish(claim, Result(JobStatus.FAILED, error=give_up_error(claim.attempt, exc)))
+        return Outcome.FAILED
     except Shutdown:
-        if claims:
-            try:
-                hand_back(database, claims[0])
-            except Exception as exc:
-                logger.error("job %s: could not mark it queued again: %s", job_id, one_line(exc))
+        try:
+            hand_back(runner.db, claim)
+        except Exception as exc:
+            logger.error("job %s: could not mark it queued again: %s", job_id, one_line(exc))
         resend()
         logger.info("job %s handed back to the queue (worker stopping)", job_id)
+        return Outcome.HANDED_BACK
+    finally:
+        leases.discard(claim)

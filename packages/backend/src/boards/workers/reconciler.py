@@ -25,18 +25,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from dramatiq.brokers.redis import RedisBroker
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection
 
 from boards.db import Database
-from boards.jobs import time_limit_ms
+from boards.jobs import recover, time_limit_ms
 from boards.logs import one_line
-from boards.models import Job, JobStatus, utcnow
+from boards.models import utcnow
 from boards.queue import held_job_ids, job_message
 
 logger = logging.getLogger("boards.reconciler")
 
-#: pg_try_advisory_xact_lock key of a pass: int.from_bytes(b"boards/r") (fits a bigint).
-LOCK_KEY = int.from_bytes(b"boards/r", "big")
 #: Rows looked at per step and pass; a larger backlog is worked through over several passes.
 BATCH = 1000
 
@@ -72,7 +70,7 @@ class Reconciler:
         now = self.now()
         to_send: list[tuple[str, float]] = []
         with self.database.engine.connect() as conn:
-            if not self._lock(conn):
+            if not recover.try_lock_pass(conn):
                 conn.rollback()
                 report.outcome = "skipped"
                 return report
@@ -97,53 +95,15 @@ class Reconciler:
             )
         return report
 
-    @staticmethod
-    def _lock(conn: Connection) -> bool:
-        """One pass at a time across replicas (PostgreSQL). On SQLite, a single machine's
-        database, the per-row compare-and-set alone keeps passes from acting twice."""
-        if conn.dialect.name != "postgresql":
-            return True
-        return bool(conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": LOCK_KEY}))
-
     def _expired_leases(
         self, conn: Connection, now: datetime, report: PassReport
     ) -> list[tuple[str, float]]:
-        rows = conn.execute(
-            select(Job.id, Job.attempts, Job.delay_seconds)
-            .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
-            .order_by(Job.lease_expires_at)
-            .limit(BATCH)
-        ).all()
         requeued: list[tuple[str, float]] = []
-        for row in rows:
-            held_by = (
-                Job.id == row.id,
-                Job.status == JobStatus.RUNNING,
-                Job.attempts == row.attempts,
-                Job.lease_expires_at < now,
-            )
+        for row in recover.expired_leases(conn, now, BATCH):
             if row.attempts >= self.max_deliveries:
-                values: dict[str, object] = {
-                    "status": JobStatus.FAILED,
-                    "error": f"gave up: its worker was lost {row.attempts} time(s)",
-                    "lease_expires_at": None,
-                    "finished_at": now,
-                }
-                if _changed(conn, update(Job).where(*held_by).values(updated_at=now, **values)):
+                if recover.give_up(conn, row.id, row.attempts, now):
                     report.gave_up.append(row.id)
-                continue
-            stmt = (
-                update(Job)
-                .where(*held_by)
-                .values(
-                    status=JobStatus.QUEUED,
-                    lease_expires_at=None,
-                    enqueued_at=now,
-                    redeliveries=Job.redeliveries + 1,
-                    updated_at=now,
-                )
-            )
-            if _changed(conn, stmt):
+            elif recover.resend_expired(conn, row.id, row.attempts, now):
                 report.lease_expired.append(row.id)
                 requeued.append((row.id, row.delay_seconds))
         return requeued
@@ -152,33 +112,16 @@ class Reconciler:
         self, conn: Connection, now: datetime, report: PassReport
     ) -> list[tuple[str, float]]:
         cutoff = now - timedelta(seconds=self.queued_after)
-        stale = conn.execute(
-            select(Job.id, Job.delay_seconds)
-            .where(Job.status == JobStatus.QUEUED, Job.enqueued_at < cutoff)
-            .order_by(Job.enqueued_at)
-            .limit(BATCH)
-        ).all()
+        stale = recover.stale_queued(conn, cutoff, BATCH)
         if not stale:
             return []
         held = held_job_ids(self.broker)
         seen = [row.id for row in stale if row.id in held]
-        if seen:
-            conn.execute(
-                update(Job)
-                .where(Job.id.in_(seen), Job.status == JobStatus.QUEUED)
-                .values(enqueued_at=now)
-            )
-            report.seen = len(seen)
+        recover.mark_seen(conn, seen, now)
+        report.seen = len(seen)
         lost: list[tuple[str, float]] = []
         for row in stale:
-            if row.id in held:
-                continue
-            stmt = (
-                update(Job)
-                .where(Job.id == row.id, Job.status == JobStatus.QUEUED, Job.enqueued_at < cutoff)
-                .values(enqueued_at=now, redeliveries=Job.redeliveries + 1)
-            )
-            if _changed(conn, stmt):
+            if row.id not in held and recover.resend_lost(conn, row.id, cutoff, now):
                 report.lost.append(row.id)
                 lost.append((row.id, row.delay_seconds))
         return lost
@@ -198,7 +141,3 @@ class Reconciler:
                 break
             sent += 1
         return sent
-
-
-def _changed(conn: Connection, stmt: object) -> bool:
-    return bool(conn.execute(stmt).rowcount)  # type: ignore[call-overload]

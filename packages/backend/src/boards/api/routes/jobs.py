@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import email.message
-import logging
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from boards.api.deps import ServicesDep
 from boards.api.errors import ApiError, Code
 from boards.api.schemas import ErrorOut, JobAccepted, JobIn, JobOut
-from boards.db import UNAVAILABLE
-from boards.jobs import (
-    IdempotencyKeyReused,
-    Submission,
-    create_job,
-    get_job,
-    time_limit_ms,
-    touch_queued,
-    withdraw_job,
-)
-from boards.models import JobStatus
-from boards.queue import BrokerUnavailable
-
-logger = logging.getLogger("boards.api")
+from boards.jobs import IdempotencyKeyReused, NotAccepted, get_job, submit_job
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 
@@ -96,7 +83,7 @@ ACCEPTED_HEADERS = {
     responses={202: {"headers": ACCEPTED_HEADERS}, **ERRORS},
     dependencies=[Depends(require_json)],
 )
-def submit_job(
+async def submit(
     body: JobIn,
     services: ServicesDep,
     request: Request,
@@ -109,17 +96,18 @@ def submit_job(
     if not services.queue.configured:
         raise ApiError(503, Code.BROKER_NOT_CONFIGURED, "no broker: set BOARDS_REDIS_URL")
     try:
-        submission = create_job(
-            services.database, body.payload, body.delay_seconds, idempotency_key=key
-        )
-        if (
-            submission.replayed
-            and submission.job.status == JobStatus.QUEUED
-            and not touch_queued(services.database, submission.job.id)
-        ):
-            # The first request withdrew it a moment ago (its send failed): start afresh.
-            submission = create_job(
-                services.database, body.payload, body.delay_seconds, idempotency_key=key
+        if key is None:
+            # On the event loop: the intake writes on its own thread, many requests at a time.
+            submission = await services.intake.submit(body.payload, body.delay_seconds)
+        else:
+            submission = await run_in_threadpool(
+                submit_job,
+                services.database,
+                services.queue,
+                body.payload,
+                body.delay_seconds,
+                idempotency_key=key,
+                job_time_limit=services.settings.job_time_limit,
             )
     except IdempotencyKeyReused:
         # Names neither the key nor the first job: a guessed key must not reveal a job id.
@@ -128,35 +116,15 @@ def submit_job(
             Code.IDEMPOTENCY_KEY_REUSED,
             "this Idempotency-Key was first used with another payload or delay",
         ) from None
+    except NotAccepted:
+        raise ApiError(*BROKER_DOWN, headers={"Retry-After": "5"}) from None
     job = submission.job
     if submission.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    if job.status == JobStatus.QUEUED:
-        _send(services, submission)
     # A path, not an absolute URL: one built from the request would echo its Host header.
     location = request.app.url_path_for("read_job", job_id=job.id)
     response.headers["Location"] = request.scope.get("root_path", "") + str(location)
     return JobAccepted(id=job.id, status=job.status)
-
-
-def _send(services: ServicesDep, submission: Submission) -> None:
-    job = submission.job
-    limit = time_limit_ms(services.settings.job_time_limit, job.delay_seconds)
-    try:
-        services.queue.enqueue(job.id, time_limit_ms=limit)
-    except BrokerUnavailable as exc:
-        logger.error("job %s: could not enqueue: %s", job.id, exc)
-        if submission.replayed:
-            return  # the row is there (and was there before): the reconciler sends it
-        try:
-            withdrawn = withdraw_job(services.database, job)
-        except UNAVAILABLE:
-            withdrawn = False  # the row is committed: 202 stays true, the reconciler sends it
-        if withdrawn:
-            raise ApiError(*BROKER_DOWN, headers={"Retry-After": "5"}) from None
-        # Not withdrawn (a replay took the job over, or the database went away): the job stays
-        # queued and the reconciler sends it once Redis answers.
-        logger.info("job %s stays queued: the reconciler will send it", job.id)
 
 
 @router.get(

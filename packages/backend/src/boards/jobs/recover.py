@@ -1,0 +1,105 @@
+"""Recovering jobs the queue lost: re-send, or give up. The reconciler
+(:mod:`boards.workers.reconciler`) decides when; these are the statements, each guarded so two
+reconcilers, or a reconciler and a late worker, never both act on one job."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Connection, Row, select, text, update
+
+from boards.models import Job, JobStatus
+
+#: pg_try_advisory_xact_lock key of a pass: int.from_bytes(b"boards/r") (fits a bigint).
+LOCK_KEY = int.from_bytes(b"boards/r", "big")
+
+
+def try_lock_pass(conn: Connection) -> bool:
+    """One pass at a time across replicas, until ``conn``'s transaction ends (PostgreSQL). On
+    SQLite, a single machine's database, the per-row guards alone keep passes from acting twice."""
+    if conn.dialect.name != "postgresql":
+        return True
+    return bool(conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": LOCK_KEY}))
+
+
+def expired_leases(conn: Connection, now: datetime, limit: int) -> Sequence[Row[str, int, float]]:
+    """``running`` jobs whose worker stopped renewing: (id, attempts, delay_seconds), oldest
+    first."""
+    return conn.execute(
+        select(Job.id, Job.attempts, Job.delay_seconds)
+        .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
+        .order_by(Job.lease_expires_at)
+        .limit(limit)
+    ).all()
+
+
+def _still_expired(job_id: str, attempts: int, now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (
+        Job.id == job_id,
+        Job.status == JobStatus.RUNNING,
+        Job.attempts == attempts,
+        Job.lease_expires_at < now,
+    )
+
+
+def resend_expired(conn: Connection, job_id: str, attempts: int, now: datetime) -> bool:
+    """Re-send: back to ``queued`` (the caller sends its message after the commit)."""
+    stmt = (
+        update(Job)
+        .where(*_still_expired(job_id, attempts, now))
+        .values(
+            status=JobStatus.QUEUED,
+            lease_expires_at=None,
+            enqueued_at=now,
+            redeliveries=Job.redeliveries + 1,
+            updated_at=now,
+        )
+    )
+    return bool(conn.execute(stmt).rowcount)
+
+
+def give_up(conn: Connection, job_id: str, attempts: int, now: datetime) -> bool:
+    """Give up: a job that lost its worker ``attempts`` times ends ``failed``."""
+    stmt = (
+        update(Job)
+        .where(*_still_expired(job_id, attempts, now))
+        .values(
+            status=JobStatus.FAILED,
+            error=f"gave up: its worker was lost {attempts} time(s)",
+            lease_expires_at=None,
+            finished_at=now,
+            updated_at=now,
+        )
+    )
+    return bool(conn.execute(stmt).rowcount)
+
+
+def stale_queued(conn: Connection, cutoff: datetime, limit: int) -> Sequence[Row[str, float]]:
+    """``queued`` jobs not sent or seen since ``cutoff``: (id, delay_seconds), oldest first."""
+    return conn.execute(
+        select(Job.id, Job.delay_seconds)
+        .where(Job.status == JobStatus.QUEUED, Job.enqueued_at < cutoff)
+        .order_by(Job.enqueued_at)
+        .limit(limit)
+    ).all()
+
+
+def mark_seen(conn: Connection, job_ids: Sequence[str], now: datetime) -> None:
+    """Queued jobs whose message Redis does hold: not lost, so not re-sent for a while."""
+    if job_ids:
+        conn.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.status == JobStatus.QUEUED)
+            .values(enqueued_at=now)
+        )
+
+
+def resend_lost(conn: Connection, job_id: str, cutoff: datetime, now: datetime) -> bool:
+    """Re-send a ``queued`` job Redis holds no message for (the caller sends after the commit)."""
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.enqueued_at < cutoff)
+        .values(enqueued_at=now, redeliveries=Job.redeliveries + 1)
+    )
+    return bool(conn.execute(stmt).rowcount)

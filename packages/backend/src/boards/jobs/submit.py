@@ -1,0 +1,259 @@
+"""Taking a job in: create, send, or withdraw what could not be sent.
+
+A ``202`` is a promise, so the order is fixed: the row is committed first, then the message is
+sent. A send that fails withdraws the row (the client gets ``503`` and nothing runs) unless
+someone else may already have been told ``202`` for it; then the row stays ``queued`` and the
+reconciler sends it. Requests without an ``Idempotency-Key`` go through :class:`Intake`, which
+writes and sends everything that arrived meanwhile in one go.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from boards.db import UNAVAILABLE, Database
+from boards.jobs.batch import AsyncGroupCommit
+from boards.models import Job, JobStatus, utcnow
+from boards.queue import BrokerUnavailable, JobQueue
+
+logger = logging.getLogger("boards.jobs")
+
+
+def time_limit_ms(job_time_limit: float, delay_seconds: float) -> int:
+    """A job's time limit in dramatiq's unit: BOARDS_JOB_TIME_LIMIT on top of its own delay."""
+    return int((job_time_limit + delay_seconds) * 1000)
+
+
+def request_fingerprint(payload: str, delay_seconds: float) -> str:
+    """What an ``Idempotency-Key`` is bound to: the request's meaning, not its bytes."""
+    # + 0.0: -0.0 becomes 0.0, so 0, 0.0 and -0.0 are one delay.
+    delay = float(delay_seconds) + 0.0
+    canonical = json.dumps({"payload": payload, "delay_seconds": delay})
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class IdempotencyKeyReused(Exception):
+    """The key was first used for a different request."""
+
+    def __init__(self, key: str, job_id: str) -> None:
+        super().__init__(f"Idempotency-Key {key!r} was used for another request (job {job_id})")
+        self.key = key
+        self.job_id = job_id
+
+
+class NotAccepted(Exception):
+    """The job could not be sent and was withdrawn: nothing is stored, nothing will run."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    job: Job
+    #: True when an earlier request with the same ``Idempotency-Key`` created the job.
+    replayed: bool
+
+
+def new_job(payload: str, delay_seconds: float, idempotency_key: str | None = None) -> Job:
+    now = utcnow()
+    return Job(
+        id=str(uuid.uuid4()),
+        payload=payload,
+        delay_seconds=float(delay_seconds),
+        status=JobStatus.QUEUED,
+        idempotency_key=idempotency_key,
+        request_fingerprint=(
+            request_fingerprint(payload, delay_seconds) if idempotency_key is not None else None
+        ),
+        attempts=0,
+        redeliveries=0,
+        enqueued_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _row(job: Job) -> dict[str, Any]:
+    return {column.key: getattr(job, column.key) for column in Job.__table__.columns}
+
+
+def insert_jobs(db: Database, jobs: Sequence[Job]) -> None:
+    """Create: one ``INSERT`` of every row (a multi-row statement), one commit."""
+    # Core in autocommit: the ORM's unit of work, and BEGIN/COMMIT round trips, cost more than
+    # the statement itself.
+    with db.autocommit.connect() as conn:
+        conn.execute(insert(Job), [_row(job) for job in jobs])
+
+
+def _replay(db: Database, key: str, fingerprint: str) -> Submission | None:
+    with db.session() as session:
+        job = session.scalar(select(Job).where(Job.idempotency_key == key))
+    if job is None:
+        return None
+    if job.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReused(key, job.id)
+    return Submission(job, replayed=True)
+
+
+def create_job(
+    db: Database, payload: str, delay_seconds: float = 0.0, *, idempotency_key: str | None = None
+) -> Submission:
+    """Store a new ``queued`` job, or return the one an earlier request with the same key made.
+
+    Raises :class:`IdempotencyKeyReused` when the key belongs to a different request, and
+    SQLAlchemy errors when the database cannot be reached.
+    """
+    if idempotency_key is not None:
+        earlier = _replay(db, idempotency_key, request_fingerprint(payload, delay_seconds))
+        if earlier is not None:
+            return earlier
+    job = new_job(payload, delay_seconds, idempotency_key)
+    try:
+        insert_jobs(db, [job])
+    except IntegrityError:
+        # The same key, committed by a concurrent request a moment ago.
+        if idempotency_key is None:
+            raise
+        earlier = _replay(db, idempotency_key, request_fingerprint(payload, delay_seconds))
+        if earlier is None:
+            raise
+        return earlier
+    return Submission(job, replayed=False)
+
+
+def mark_sent(db: Database, job_id: str) -> bool:
+    """Send, for a replayed request of a job still ``queued``: note the new send, so the first
+    request can no longer withdraw the job. False if the job is no longer queued, or gone."""
+    stmt = (
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+        .values(enqueued_at=utcnow())
+    )
+    with db.autocommit.connect() as conn:
+        return bool(conn.execute(stmt).rowcount)
+
+
+def withdraw_jobs(db: Database, jobs: Sequence[Job]) -> set[str]:
+    """Withdraw: delete jobs no message could be sent for; returns the ids deleted.
+
+    Only rows exactly as their request created them: never claimed, and not touched by a replay
+    of their ``Idempotency-Key`` (which may already have answered 202). If a message did get
+    through after all, the worker finds no row and does nothing.
+    """
+    if not jobs:
+        return set()
+    stmt = (
+        delete(Job)
+        .where(
+            Job.id.in_([job.id for job in jobs]),
+            Job.status == JobStatus.QUEUED,
+            Job.attempts == 0,
+            Job.enqueued_at.in_({job.enqueued_at for job in jobs}),
+        )
+        .returning(Job.id)
+    )
+    with db.autocommit.connect() as conn:
+        return set(conn.scalars(stmt))
+
+
+def withdraw_job(db: Database, job: Job) -> bool:
+    return job.id in withdraw_jobs(db, [job])
+
+
+def _send_or_withdraw(
+    db: Database, queue: JobQueue, jobs: Sequence[Job], job_time_limit: float
+) -> set[str]:
+    """Send a message for each job; if the broker fails, withdraw them. Returns the ids
+    withdrawn (their requests answer 503); the others stand, sent or left to the reconciler."""
+    try:
+        queue.enqueue_many(
+            [(job.id, time_limit_ms(job_time_limit, job.delay_seconds)) for job in jobs]
+        )
+        return set()
+    except BrokerUnavailable as exc:
+        logger.error("%d job(s): could not enqueue: %s", len(jobs), exc)
+    try:
+        withdrawn = withdraw_jobs(db, jobs)
+    except UNAVAILABLE:
+        withdrawn = set()  # the rows are committed: 202 stays true, the reconciler sends them
+    for job in jobs:
+        if job.id not in withdrawn:
+            logger.info("job %s stays queued: the reconciler will send it", job.id)
+    return withdrawn
+
+
+def submit_job(
+    db: Database,
+    queue: JobQueue,
+    payload: str,
+    delay_seconds: float,
+    *,
+    idempotency_key: str | None,
+    job_time_limit: float,
+) -> Submission:
+    """One request, start to end: create (or replay), then send or withdraw.
+
+    Raises :class:`IdempotencyKeyReused`, :class:`NotAccepted`, and SQLAlchemy's errors when the
+    database cannot be reached (nothing stored then either).
+    """
+    submission = create_job(db, payload, delay_seconds, idempotency_key=idempotency_key)
+    if (
+        submission.replayed
+        and submission.job.status == JobStatus.QUEUED
+        and not mark_sent(db, submission.job.id)
+    ):
+        # The first request withdrew it a moment ago (its send failed): start afresh.
+        submission = create_job(db, payload, delay_seconds, idempotency_key=idempotency_key)
+    if submission.job.status != JobStatus.QUEUED:
+        return submission
+    withdrawn = _send_or_withdraw(db, queue, [submission.job], job_time_limit)
+    if withdrawn and not submission.replayed:
+        raise NotAccepted
+    # A replay's row was there before this request: if its send failed, the reconciler sends it.
+    return submission
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    payload: str
+    delay_seconds: float
+
+
+class Intake:
+    """Requests without an ``Idempotency-Key``, group-committed (:mod:`boards.jobs.batch`): those
+    arriving while a batch is written go out together, one ``INSERT`` and one round of sends."""
+
+    def __init__(self, db: Database, queue: JobQueue, job_time_limit: float) -> None:
+        self.db = db
+        self.queue = queue
+        self.job_time_limit = job_time_limit
+        # One thread: batches never overlap, and the event loop never waits on the database.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="boards-intake")
+        self._commit = AsyncGroupCommit(self._write, self._executor)
+
+    async def submit(self, payload: str, delay_seconds: float) -> Submission:
+        """Raises :class:`NotAccepted`, and SQLAlchemy's errors as :func:`submit_job` does."""
+        outcome = await self._commit(JobRequest(payload, delay_seconds))
+        if isinstance(outcome, NotAccepted):
+            raise outcome
+        return outcome
+
+    def _write(self, requests: list[JobRequest]) -> list[Submission | NotAccepted]:
+        jobs = [new_job(r.payload, r.delay_seconds) for r in requests]
+        insert_jobs(self.db, jobs)
+        withdrawn = _send_or_withdraw(self.db, self.queue, jobs, self.job_time_limit)
+        return [
+            NotAccepted() if job.id in withdrawn else Submission(job, replayed=False)
+            for job in jobs
+        ]
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
