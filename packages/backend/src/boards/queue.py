@@ -7,6 +7,7 @@ imports it at start and would otherwise spend a fifth of its start-up on them be
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -139,6 +140,7 @@ class JobQueue:
         self.heartbeat_timeout = heartbeat_timeout
         self._broker: RedisBroker | None = None
         self._lock = threading.Lock()
+        self._sending = threading.Lock()  # enqueue_many swaps the broker's script for a while
 
     @property
     def configured(self) -> bool:
@@ -169,28 +171,32 @@ class JobQueue:
         except Exception as exc:
             raise BrokerUnavailable(f"broker did not answer: {exc}") from exc
 
-    def enqueue(self, job_id: str, *, time_limit_ms: int | None = None) -> str:
-        """Send one ``process_job`` message; returns the dramatiq message id."""
-        try:
-            sent = self.broker.enqueue(job_message(job_id, time_limit_ms=time_limit_ms))
-        except BrokerUnavailable:
-            raise
-        except Exception as exc:
-            raise BrokerUnavailable(f"could not enqueue the job: {exc}") from exc
-        wake_workers(self.broker.client)
-        return sent.message_id
+    def enqueue(self, job_id: str, *, time_limit_ms: int | None = None) -> None:
+        """Send one ``process_job`` message (and wake the workers)."""
+        self.enqueue_many([(job_id, time_limit_ms)])
 
     def enqueue_many(self, jobs: Sequence[tuple[str, int | None]]) -> None:
-        """Send one ``process_job`` message per (job id, time limit in ms), in order; raises
-        :class:`BrokerUnavailable` at the first that fails (those before it are sent)."""
+        """Send one ``process_job`` message per (job id, time limit in ms) and wake the workers,
+        all in one round trip. Raises :class:`BrokerUnavailable` if Redis fails (some of the
+        messages may have been sent: a worker finds no row for a withdrawn job)."""
+        broker = self.broker
         try:
-            for job_id, limit in jobs:
-                self.broker.enqueue(job_message(job_id, time_limit_ms=limit))
-        except BrokerUnavailable:
-            raise
+            with self._sending, broker.client.pipeline(transaction=False) as pipe:
+                # dramatiq's own enqueue (its message ids, maintenance and Lua script), with the
+                # script's calls queued on the pipeline rather than sent one round trip each:
+                # a busy API thread made every round trip wait for the GIL.
+                scripts = broker.scripts
+                dispatch = functools.partial(scripts["dispatch"], client=pipe)
+                broker.scripts = {**scripts, "dispatch": dispatch}
+                try:
+                    for job_id, limit in jobs:
+                        broker.enqueue(job_message(job_id, time_limit_ms=limit))
+                finally:
+                    broker.scripts = scripts
+                pipe.publish(WAKE_CHANNEL, b"")
+                pipe.execute()
         except Exception as exc:
             raise BrokerUnavailable(f"could not enqueue the job: {exc}") from exc
-        wake_workers(self.broker.client)  # once for the batch
 
     def close(self) -> None:
         with self._lock:
