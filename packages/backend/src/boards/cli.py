@@ -194,18 +194,17 @@ def prepare_worker_metrics(settings: Settings) -> None:
     os.environ["dramatiq_prom_port"] = str(settings.worker_metrics_port)  # noqa: SIM112
 
 
-#: Milliseconds an idle worker's consumers wait at most between polls of Redis, and its worker
-#: threads between looks at their work queue (dramatiq's `dramatiq_worker_timeout`). dramatiq's
-#: default, 1000, adds up to a second to a job that arrives at a quiet worker; a shorter poll
-#: costs an idle worker more CPU (figures: docs/operations.md). Set `dramatiq_worker_timeout`
-#: in the environment to trade the other way.
-WORKER_IDLE_POLL_MS = 100
+#: dramatiq's `dramatiq_worker_timeout` (ms): how often each idle worker thread wakes to see
+#: whether it should stop. New jobs do not wait on it (the work queue and the wake-up channel
+#: hand them over at once, boards.workers.wakeup), so it only bounds how long a stop takes,
+#: and every wake of the 50 threads costs an idle worker CPU.
+WORKER_TIMEOUT_MS = 1000
 
 
 def run_worker(extra: Sequence[str]) -> int:
     settings = _settings(require_redis=True)
     prepare_worker_metrics(settings)
-    os.environ.setdefault("dramatiq_worker_timeout", str(WORKER_IDLE_POLL_MS))
+    os.environ.setdefault("dramatiq_worker_timeout", str(WORKER_TIMEOUT_MS))
     exec_command(worker_argv(settings, extra))
 
 

@@ -22,6 +22,7 @@ from boards.workers.middleware import (
     shutdown_grace,
 )
 from boards.workers.reconciler import Reconciler
+from boards.workers.wakeup import WakingRedisBroker, idle_wait
 
 
 def job_options(settings: Settings) -> dict[str, Any]:
@@ -68,7 +69,12 @@ def worker_middleware(
 def build_broker(settings: Settings) -> dramatiq.Broker:
     """The Redis broker with every middleware the worker role runs."""
     assert settings.redis_url, "the worker needs BOARDS_REDIS_URL"
-    broker = redis_broker(settings.redis_url, heartbeat_timeout=settings.broker_heartbeat_timeout)
+    broker = redis_broker(
+        settings.redis_url,
+        heartbeat_timeout=settings.broker_heartbeat_timeout,
+        broker_class=WakingRedisBroker,
+        idle_wait=idle_wait(settings.broker_heartbeat_timeout),
+    )
     database = get_database(settings.effective_database_url, settings.database_pool_size)
     metrics = WorkerMetrics(enabled=settings.worker_metrics_port > 0)
     reconciler = Reconciler(
