@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from boards import version
 from boards.api.auth import BearerAuth, declare_bearer
@@ -35,6 +37,23 @@ def warm_up(services: Services) -> None:
         head_revision(services.settings.alembic_ini)
     except Exception:  # the routes report the same failure themselves when they are called
         logger.debug("warm-up failed", exc_info=True)
+
+
+#: FastAPI's OpenTelemetry hooks, off: with no provider set up they look the environment up on
+#: every request to find none (boards exports Prometheus metrics on /metrics).
+NO_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
+
+
+def opentelemetry_configured() -> bool:
+    """An operator who sets OpenTelemetry up (``OTEL_*``) gets FastAPI's hooks back."""
+    return any(
+        name.startswith("OTEL_") or name == "FASTAPI_OTEL_AUTO_CONFIGURE" for name in os.environ
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -79,7 +98,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     # redirect_slashes off: a path with a trailing slash is a 404 in the error shape, not a
     # bodiless 307 to a URL built from the request's Host.
-    app = FastAPI(title="boards", version=version(), lifespan=lifespan, redirect_slashes=False)
+    app = FastAPI(
+        title="boards",
+        version=version(),
+        lifespan=lifespan,
+        redirect_slashes=False,
+        telemetry=None if opentelemetry_configured() else NO_TELEMETRY,
+    )
     app.state.services = services
     install_error_handlers(app)
     for router in (health.router, jobs.router, metrics.router):

@@ -101,7 +101,9 @@ def claim_jobs(
         # Only duplicates get here: a look at their status says why, outside the guard.
         statuses: dict[str, str] = {}
         if others:
-            for job_id, status in conn.execute(select(Job.id, Job.status).where(Job.id.in_(others))):
+            for job_id, status in conn.execute(
+                select(Job.id, Job.status).where(Job.id.in_(others))
+            ):
                 statuses[job_id] = status
     return [claimed.get(job_id) or _why_not(statuses.get(job_id)) for job_id in job_ids]
 

@@ -62,35 +62,31 @@ class Submission:
     replayed: bool
 
 
-def new_job(payload: str, delay_seconds: float, idempotency_key: str | None = None) -> Job:
+def new_row(
+    payload: str, delay_seconds: float, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """The column values of a new ``queued`` job."""
     now = utcnow()
-    return Job(
-        id=str(uuid.uuid4()),
-        payload=payload,
-        delay_seconds=float(delay_seconds),
-        status=JobStatus.QUEUED,
-        idempotency_key=idempotency_key,
-        request_fingerprint=(
+    return {
+        "id": str(uuid.uuid4()),
+        "payload": payload,
+        "delay_seconds": float(delay_seconds),
+        "status": JobStatus.QUEUED,
+        "idempotency_key": idempotency_key,
+        "request_fingerprint": (
             request_fingerprint(payload, delay_seconds) if idempotency_key is not None else None
         ),
-        attempts=0,
-        redeliveries=0,
-        enqueued_at=now,
-        created_at=now,
-        updated_at=now,
-    )
-
-
-def _row(job: Job) -> dict[str, Any]:
-    return {column.key: getattr(job, column.key) for column in Job.__table__.columns}
-
-
-def insert_jobs(db: Database, jobs: Sequence[Job]) -> None:
-    """Create: one ``INSERT`` of every row (a multi-row statement), one commit."""
-    # Core in autocommit: the ORM's unit of work, and BEGIN/COMMIT round trips, cost more than
-    # the statement itself.
-    with db.autocommit.connect() as conn:
-        conn.execute(insert(Job), [_row(job) for job in jobs])
+        "attempts": 0,
+        "redeliveries": 0,
+        "enqueued_at": now,
+        "lease_expires_at": None,
+        "started_at": None,
+        "finished_at": None,
+        "result": None,
+        "error": None,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def _replay(db: Database, key: str, fingerprint: str) -> Submission | None:
@@ -115,9 +111,12 @@ def create_job(
         earlier = _replay(db, idempotency_key, request_fingerprint(payload, delay_seconds))
         if earlier is not None:
             return earlier
-    job = new_job(payload, delay_seconds, idempotency_key)
+    row = new_row(payload, delay_seconds, idempotency_key)
     try:
-        insert_jobs(db, [job])
+        # Create: a Core INSERT in autocommit; the ORM's unit of work, and BEGIN/COMMIT round
+        # trips, cost more than the statement.
+        with db.autocommit.connect() as conn:
+            conn.execute(insert(Job), row)
     except IntegrityError:
         # The same key, committed by a concurrent request a moment ago.
         if idempotency_key is None:
@@ -126,7 +125,7 @@ def create_job(
         if earlier is None:
             raise
         return earlier
-    return Submission(job, replayed=False)
+    return Submission(Job(**row), replayed=False)
 
 
 def mark_sent(db: Database, job_id: str) -> bool:
@@ -141,7 +140,7 @@ def mark_sent(db: Database, job_id: str) -> bool:
         return bool(conn.execute(stmt).rowcount)
 
 
-def withdraw_jobs(db: Database, jobs: Sequence[Job]) -> set[str]:
+def withdraw_jobs(db: Database, jobs: Sequence[dict[str, Any]]) -> set[str]:
     """Withdraw: delete jobs no message could be sent for; returns the ids deleted.
 
     Only rows exactly as their request created them: never claimed, and not touched by a replay
@@ -153,10 +152,10 @@ def withdraw_jobs(db: Database, jobs: Sequence[Job]) -> set[str]:
     stmt = (
         delete(Job)
         .where(
-            Job.id.in_([job.id for job in jobs]),
+            Job.id.in_([job["id"] for job in jobs]),
             Job.status == JobStatus.QUEUED,
             Job.attempts == 0,
-            Job.enqueued_at.in_({job.enqueued_at for job in jobs}),
+            Job.enqueued_at.in_({job["enqueued_at"] for job in jobs}),
         )
         .returning(Job.id)
     )
@@ -165,17 +164,17 @@ def withdraw_jobs(db: Database, jobs: Sequence[Job]) -> set[str]:
 
 
 def withdraw_job(db: Database, job: Job) -> bool:
-    return job.id in withdraw_jobs(db, [job])
+    return job.id in withdraw_jobs(db, [{"id": job.id, "enqueued_at": job.enqueued_at}])
 
 
 def _send_or_withdraw(
-    db: Database, queue: JobQueue, jobs: Sequence[Job], job_time_limit: float
+    db: Database, queue: JobQueue, jobs: Sequence[dict[str, Any]], job_time_limit: float
 ) -> set[str]:
     """Send a message for each job; if the broker fails, withdraw them. Returns the ids
     withdrawn (their requests answer 503); the others stand, sent or left to the reconciler."""
     try:
         queue.enqueue_many(
-            [(job.id, time_limit_ms(job_time_limit, job.delay_seconds)) for job in jobs]
+            [(job["id"], time_limit_ms(job_time_limit, job["delay_seconds"])) for job in jobs]
         )
         return set()
     except BrokerUnavailable as exc:
@@ -185,8 +184,8 @@ def _send_or_withdraw(
     except UNAVAILABLE:
         withdrawn = set()  # the rows are committed: 202 stays true, the reconciler sends them
     for job in jobs:
-        if job.id not in withdrawn:
-            logger.info("job %s stays queued: the reconciler will send it", job.id)
+        if job["id"] not in withdrawn:
+            logger.info("job %s stays queued: the reconciler will send it", job["id"])
     return withdrawn
 
 
@@ -214,7 +213,9 @@ def submit_job(
         submission = create_job(db, payload, delay_seconds, idempotency_key=idempotency_key)
     if submission.job.status != JobStatus.QUEUED:
         return submission
-    withdrawn = _send_or_withdraw(db, queue, [submission.job], job_time_limit)
+    job = submission.job
+    sent = {"id": job.id, "enqueued_at": job.enqueued_at, "delay_seconds": job.delay_seconds}
+    withdrawn = _send_or_withdraw(db, queue, [sent], job_time_limit)
     if withdrawn and not submission.replayed:
         raise NotAccepted
     # A replay's row was there before this request: if its send failed, the reconciler sends it.
@@ -239,21 +240,21 @@ class Intake:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="boards-intake")
         self._commit = AsyncGroupCommit(self._write, self._executor)
 
-    async def submit(self, payload: str, delay_seconds: float) -> Submission:
-        """Raises :class:`NotAccepted`, and SQLAlchemy's errors as :func:`submit_job` does."""
+    async def submit(self, payload: str, delay_seconds: float) -> tuple[str, str]:
+        """The new job's id and status. Raises :class:`NotAccepted`, and SQLAlchemy's errors
+        as :func:`submit_job` does."""
         outcome = await self._commit(JobRequest(payload, delay_seconds))
         if isinstance(outcome, NotAccepted):
             raise outcome
-        return outcome
+        return outcome, JobStatus.QUEUED
 
-    def _write(self, requests: list[JobRequest]) -> list[Submission | NotAccepted]:
-        jobs = [new_job(r.payload, r.delay_seconds) for r in requests]
-        insert_jobs(self.db, jobs)
-        withdrawn = _send_or_withdraw(self.db, self.queue, jobs, self.job_time_limit)
-        return [
-            NotAccepted() if job.id in withdrawn else Submission(job, replayed=False)
-            for job in jobs
-        ]
+    def _write(self, requests: list[JobRequest]) -> list[str | NotAccepted]:
+        # Rows as plain values: an ORM object per job cost more than its share of the INSERT.
+        rows = [new_row(r.payload, r.delay_seconds) for r in requests]
+        with self.db.autocommit.connect() as conn:
+            conn.execute(insert(Job), rows)
+        withdrawn = _send_or_withdraw(self.db, self.queue, rows, self.job_time_limit)
+        return [NotAccepted() if row["id"] in withdrawn else row["id"] for row in rows]
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import email.message
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from boards.api.deps import ServicesDep
+from boards.api.deps import Services, ServicesDep
 from boards.api.errors import ApiError, Code
 from boards.api.schemas import ErrorOut, JobAccepted, JobIn, JobOut
 from boards.jobs import IdempotencyKeyReused, NotAccepted, get_job, submit_job
@@ -21,44 +20,46 @@ MAX_IDEMPOTENCY_KEY = 255
 IDEMPOTENCY_KEY_PATTERN = f"^[!-~]{{1,{MAX_IDEMPOTENCY_KEY}}}$"
 
 
-async def require_json(request: Request) -> None:
-    """415 unless the body is declared JSON (``application/json`` or ``application/*+json``)."""
-    declared = request.headers.get("content-type")
-    if declared:
-        parsed = email.message.Message()
-        parsed["content-type"] = declared
-        subtype = parsed.get_content_subtype()
-        if parsed.get_content_maintype() == "application" and (
-            subtype == "json" or subtype.endswith("+json")
-        ):
-            return
-    raise ApiError(
-        415, Code.UNSUPPORTED_MEDIA_TYPE, "send the body as Content-Type: application/json"
-    )
+def _is_json(content_type: str) -> bool:
+    """``application/json`` or ``application/*+json``, parameters and case aside."""
+    media = content_type.partition(";")[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
-async def idempotency_key(
-    key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            json_schema_extra={
-                "pattern": IDEMPOTENCY_KEY_PATTERN,
-                "minLength": 1,
-                "maxLength": MAX_IDEMPOTENCY_KEY,
-            },
-        ),
-    ] = None,
-) -> str | None:
-    if key is None:
-        return None
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not all("!" <= ch <= "~" for ch in key):
+async def job_request(request: Request) -> str | None:
+    """Checks the headers before the body is read: 415 unless the body is declared JSON, 400
+    for a malformed ``Idempotency-Key``; returns the key. One dependency, reading the headers
+    itself: FastAPI's per-parameter header models cost a POST more than its database write."""
+    if not _is_json(request.headers.get("content-type", "")):
+        raise ApiError(
+            415, Code.UNSUPPORTED_MEDIA_TYPE, "send the body as Content-Type: application/json"
+        )
+    key = request.headers.get("idempotency-key")
+    if key is not None and (
+        not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not all("!" <= ch <= "~" for ch in key)
+    ):
         raise ApiError(
             400,
             Code.INVALID_IDEMPOTENCY_KEY,
             f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters",
         )
     return key
+
+
+#: The header, for the schema (job_request reads it).
+IDEMPOTENCY_KEY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {
+        "type": "string",
+        "pattern": IDEMPOTENCY_KEY_PATTERN,
+        "minLength": 1,
+        "maxLength": MAX_IDEMPOTENCY_KEY,
+        "title": "Idempotency-Key",
+    },
+}
 
 
 BROKER_DOWN = (503, Code.BROKER_UNAVAILABLE, "the job queue is unavailable; nothing was stored")
@@ -81,24 +82,24 @@ ACCEPTED_HEADERS = {
     status_code=202,
     response_model=JobAccepted,
     responses={202: {"headers": ACCEPTED_HEADERS}, **ERRORS},
-    dependencies=[Depends(require_json)],
+    openapi_extra={"parameters": [IDEMPOTENCY_KEY_PARAMETER]},
 )
 async def submit(
     body: JobIn,
-    services: ServicesDep,
     request: Request,
     response: Response,
-    key: Annotated[str | None, Depends(idempotency_key)],
+    key: Annotated[str | None, Depends(job_request)],
 ) -> JobAccepted:
     """Store a job, then send it to the worker. 202: it will run (nothing accepted is lost).
     503: it was not stored and will not run. A replay of an ``Idempotency-Key`` returns the
     job the first request created (``Idempotent-Replayed: true``)."""
+    services: Services = request.app.state.services
     if not services.queue.configured:
         raise ApiError(503, Code.BROKER_NOT_CONFIGURED, "no broker: set BOARDS_REDIS_URL")
     try:
         if key is None:
             # On the event loop: the intake writes on its own thread, many requests at a time.
-            submission = await services.intake.submit(body.payload, body.delay_seconds)
+            job_id, status = await services.intake.submit(body.payload, body.delay_seconds)
         else:
             submission = await run_in_threadpool(
                 submit_job,
@@ -109,6 +110,9 @@ async def submit(
                 idempotency_key=key,
                 job_time_limit=services.settings.job_time_limit,
             )
+            job_id, status = submission.job.id, submission.job.status
+            if submission.replayed:
+                response.headers["Idempotent-Replayed"] = "true"
     except IdempotencyKeyReused:
         # Names neither the key nor the first job: a guessed key must not reveal a job id.
         raise ApiError(
@@ -118,13 +122,9 @@ async def submit(
         ) from None
     except NotAccepted:
         raise ApiError(*BROKER_DOWN, headers={"Retry-After": "5"}) from None
-    job = submission.job
-    if submission.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
     # A path, not an absolute URL: one built from the request would echo its Host header.
-    location = request.app.url_path_for("read_job", job_id=job.id)
-    response.headers["Location"] = request.scope.get("root_path", "") + str(location)
-    return JobAccepted(id=job.id, status=job.status)
+    response.headers["Location"] = f"{request.scope.get('root_path', '')}{router.prefix}/{job_id}"
+    return JobAccepted(id=job_id, status=status)
 
 
 @router.get(
