@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 import pytest
 from boards.db import Database
 from boards.jobs import Claim, claim_job, create_job, get_job
+from boards.jobs.recover import LOCK_KEY
 from boards.models import JobStatus, utcnow
 from boards.queue import JobQueue, held_job_ids, redis_broker
-from boards.jobs.recover import LOCK_KEY
 from boards.workers.reconciler import Reconciler
 from boards_testing.processes import free_port
 from dramatiq.brokers.redis import RedisBroker

@@ -30,11 +30,13 @@ logger = logging.getLogger("boards.api")
 
 def warm_up(services: Services) -> None:
     """Import what the job and system-health routes need beyond ``/health`` (the broker's
-    libraries, alembic for the head revision), beside the serving loop, so the API answers
-    ``/health`` before that work is done and the first job is not the one that pays for it."""
+    libraries, alembic for the head revision) and connect the intake, beside the serving loop,
+    so the API answers ``/health`` before that work is done and the first jobs do not pay it."""
     try:
         services.queue.warm_up()
         head_revision(services.settings.alembic_ini)
+        if services.queue.configured:
+            services.intake.warm_up()
     except Exception:  # the routes report the same failure themselves when they are called
         logger.debug("warm-up failed", exc_info=True)
 

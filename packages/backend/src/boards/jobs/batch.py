@@ -72,46 +72,49 @@ def _settle[T, R](batch: list[_Slot[T, R]], write: Callable[[list[T]], Sequence[
 
 
 class AsyncGroupCommit[T, R]:
-    """The same for coroutines on one event loop: the write runs in ``executor`` (one thread is
-    enough: writes never overlap), the loop stays free for other requests meanwhile."""
+    """The same for coroutines on one event loop, with up to ``writers`` writes in flight: the
+    round trips of one batch overlap the next one's, and the writes run in ``executor`` (as many
+    threads as writers) so the loop stays free for other requests meanwhile."""
 
     def __init__(
         self,
         write: Callable[[list[T]], Sequence[R]],
         executor: Executor,
+        *,
+        writers: int = 1,
         max_batch: int = MAX_BATCH,
     ) -> None:
         self.write = write
         self.executor = executor
+        self.writers = writers
         self.max_batch = max_batch
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._active: set[asyncio.Task[None]] = set()
 
     async def __call__(self, item: T) -> R:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         self._pending.append((item, future))
-        if self._writer is None:
+        if len(self._active) < self.writers:
             # A task of its own: a request that goes away does not cancel its batch's write.
-            self._writer = loop.create_task(self._write_all())
+            task = loop.create_task(self._write_all())
+            self._active.add(task)
+            task.add_done_callback(self._active.discard)
         return await future
 
     async def _write_all(self) -> None:
         loop = asyncio.get_running_loop()
-        try:
-            while self._pending:
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
-                items = [item for item, _ in batch]
-                try:
-                    results = await loop.run_in_executor(self.executor, self.write, items)
-                except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for (_, future), result in zip(batch, results, strict=True):
+        while self._pending:
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            items = [item for item, _ in batch]
+            try:
+                results = await loop.run_in_executor(self.executor, self.write, items)
+            except Exception as exc:
+                for _, future in batch:
                     if not future.done():
-                        future.set_result(result)
-        finally:
-            self._writer = None
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
