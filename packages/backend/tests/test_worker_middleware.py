@@ -154,6 +154,25 @@ def test_hand_back_leaves_jobs_that_finish_in_the_grace_alone() -> None:
     assert 2 <= clock.now < 2.1  # stopped waiting as soon as nothing was in flight
 
 
+def test_hand_back_counts_greenlets_under_gevent() -> None:
+    """dramatiq's gevent manager keeps a set of greenlets, not of thread ids: an idle worker
+    (an empty set) stops without an error, a busy one counts its greenlets."""
+    middleware = HandBackOnShutdown(grace=4)
+
+    class GeventManager:  # the attributes of dramatiq's _GeventShutdownManager
+        def __init__(self) -> None:
+            self.notification_greenlets: set[tuple[int, object]] = set()
+
+        def shutdown(self) -> None:
+            raise AssertionError("nothing to interrupt")
+
+    middleware.manager = GeventManager()  # type: ignore[assignment]
+    assert middleware.in_flight() == 0
+    middleware.before_worker_shutdown(None, FakeWorker())  # type: ignore[arg-type]
+    middleware.manager.notification_greenlets.add((1, object()))  # type: ignore[attr-defined]
+    assert middleware.in_flight() == 1
+
+
 @pytest.mark.parametrize(("timeout", "grace"), [(5, 4), (1, 0.5), (10, 9)])
 def test_shutdown_grace_leaves_time_to_hand_back(timeout: float, grace: float) -> None:
     assert shutdown_grace(timeout) == grace

@@ -179,7 +179,8 @@ class HandBackOnShutdown(ShutdownNotifications):
 
     def in_flight(self) -> int:
         manager: Any = self.manager  # the gevent and the ctypes managers name their sets apart
-        return len(getattr(manager, "notification_greenlets", None) or manager.notifications)
+        held = getattr(manager, "notification_greenlets", None)
+        return len(manager.notifications if held is None else held)
 
     def interrupt_all(self) -> int:
         """Raise Shutdown in every thread still running a message; returns how many."""
