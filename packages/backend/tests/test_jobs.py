@@ -21,6 +21,7 @@ from boards.jobs import (
     create_job,
     fail_job,
     finish_job,
+    finish_jobs,
     get_job,
     hand_back,
     mark_sent,
@@ -185,6 +186,19 @@ def test_one_claim_statement_answers_for_every_job_in_a_batch(db: Database) -> N
     answers = claim_jobs(db, [queued.id, done.id, held.id, "nope"], LEASE)
     assert isinstance(answers[0], Claim) and answers[0].job_id == queued.id
     assert answers[1:] == [Outcome.DONE, Outcome.HELD, Outcome.MISSING]
+
+
+def test_a_batch_of_finishes_drops_only_the_one_that_lost_its_lease(db: Database) -> None:
+    kept, lost = create_job(db, "kept").job, create_job(db, "lost").job
+    first, stale = claim_job(db, kept.id, LEASE), claim_job(db, lost.id, LEASE)
+    assert isinstance(first, Claim) and isinstance(stale, Claim)
+    taken_over = claim_job(db, lost.id, LEASE, now=utcnow() + timedelta(seconds=LEASE + 1))
+    assert isinstance(taken_over, Claim)
+    done = Result(JobStatus.SUCCEEDED, result={"n": 1})
+    assert finish_jobs(db, [(first, done), (stale, done)]) == [True, False]
+    assert finish_jobs(db, [(taken_over, done)]) == [True]
+    later = get_job(db, lost.id)
+    assert later is not None and (later.status, later.attempts) == ("succeeded", 2)
 
 
 def test_threads_arriving_together_share_claims_and_finishes(db: Database) -> None:
