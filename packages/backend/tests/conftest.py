@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -66,9 +67,22 @@ def log_stream() -> Iterator[io.StringIO]:
     root.setLevel(level)
 
 
+# Migrated databases are copies of one migrated once per session: running the migrations for
+# every test cost the fast tier more CPU than the tests themselves.
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "boards.db"
+    upgrade_to_head(f"sqlite:///{path}", ALEMBIC_INI)
+    return path
+
+
 @pytest.fixture
-def migrated_sqlite_url(sqlite_url: str) -> str:
-    upgrade_to_head(sqlite_url, ALEMBIC_INI)
+def migrated_sqlite_url(sqlite_url: str, sqlite_template: Path) -> str:
+    target = Path(make_url(sqlite_url).database or "")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(sqlite_template, target)
     return sqlite_url
 
 
@@ -82,22 +96,42 @@ def _admin_conninfo(url: str) -> str:
     )
 
 
+def _new_pg_database(postgres_url: str, template: str | None = None) -> str:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    copy = f' TEMPLATE "{template}"' if template else ""
+    with psycopg.connect(_admin_conninfo(postgres_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"{copy}')
+    return make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_pg_database(url: str) -> None:
+    with psycopg.connect(_admin_conninfo(url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+
+
 @pytest.fixture
 def fresh_pg_url(postgres_url: str) -> Iterator[str]:
     """A new, empty database on the session PostgreSQL server; dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = _admin_conninfo(postgres_url)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    url = _new_pg_database(postgres_url)
+    yield url
+    _drop_pg_database(url)
+
+
+@pytest.fixture(scope="session")
+def pg_template(postgres_url: str) -> Iterator[str]:
+    """A database migrated once, for CREATE DATABASE ... TEMPLATE (no connection left open)."""
+    url = _new_pg_database(postgres_url)
+    upgrade_to_head(url, ALEMBIC_INI)
+    yield str(make_url(url).database)
+    _drop_pg_database(url)
 
 
 @pytest.fixture
-def migrated_pg_url(fresh_pg_url: str) -> str:
-    upgrade_to_head(fresh_pg_url, ALEMBIC_INI)
-    return fresh_pg_url
+def migrated_pg_url(postgres_url: str, pg_template: str) -> Iterator[str]:
+    """A fresh database at the head revision, copied from the session's template."""
+    url = _new_pg_database(postgres_url, template=pg_template)
+    yield url
+    _drop_pg_database(url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -21,6 +21,8 @@ MAX_EXAMPLES = 25
 MAX_SECONDS = 20
 TOKEN = "schemathesis-token-0123456789"
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
+# The longest test of all: `just test` runs it, the fast tier between edits does not.
+pytestmark = pytest.mark.fuzz
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 
