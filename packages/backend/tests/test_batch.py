@@ -70,3 +70,19 @@ def test_coroutines_share_writes_and_a_failed_batch_fails_only_its_own() -> None
     assert batches[0] == list(range(8))  # all arrived before the writer's first turn: one write
     assert isinstance(failed[0], RuntimeError)  # type: ignore[index]
     assert after == 42
+
+
+def test_a_caller_right_after_a_write_ended_gets_a_writer() -> None:
+    """The writer that found nothing more to write is gone before the next caller looks."""
+
+    async def main() -> list[int]:
+        with ThreadPoolExecutor(2) as executor:
+            commit: AsyncGroupCommit[int, int] = AsyncGroupCommit(
+                lambda items: items, executor, writers=1
+            )
+            answers = []
+            for n in range(20):  # one at a time: each call comes as the last write ends
+                answers.append(await asyncio.wait_for(commit(n), 5))
+        return answers
+
+    assert asyncio.run(main()) == list(range(20))

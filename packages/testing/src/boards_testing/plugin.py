@@ -204,7 +204,12 @@ def postgres_url_of(container: DockerContainer) -> str:
 def postgres_container(postgres_image: str) -> Iterator[PostgresContainer]:
     """A PostgreSQL server for the session (testcontainers PostgresContainer), on loopback only;
     user, password and database ``boards``."""
-    with new_postgres_container(postgres_image) as started:
+    # A throw-away server: durability settings off, as for any test database (no crash is
+    # survived here); the per-test databases it creates and drops cost far less so.
+    container = new_postgres_container(postgres_image).with_command(
+        "postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    )
+    with container as started:
         yield started
 
 

@@ -97,12 +97,18 @@ class AsyncGroupCommit[T, R]:
         self._pending.append((item, future))
         if len(self._active) < self.writers:
             # A task of its own: a request that goes away does not cancel its batch's write.
-            task = loop.create_task(self._write_all())
-            self._active.add(task)
-            task.add_done_callback(self._active.discard)
+            self._active.add(loop.create_task(self._write_all()))
         return await future
 
     async def _write_all(self) -> None:
+        try:
+            await self._write_pending()
+        finally:
+            # In the same step as the last look at _pending (no await between): a request that
+            # comes after it sees one writer fewer and starts its own.
+            self._active.discard(asyncio.current_task())
+
+    async def _write_pending(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
             batch = self._pending[: self.max_batch]
