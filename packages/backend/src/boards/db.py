@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, create_engine, exc, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -61,15 +61,20 @@ def new_engine(url: str, pool_size: int = defaults.DATABASE_POOL_SIZE) -> Engine
     return create_engine(url, **engine_options(url, pool_size))
 
 
+class _Pool(NamedTuple):
+    engine: Engine
+    autocommit: Engine
+    sessions: sessionmaker[Session]
+
+
 class Database:
     """The engine and session factory for one URL; nothing connects until first use."""
 
     def __init__(self, url: str, pool_size: int = defaults.DATABASE_POOL_SIZE) -> None:
         self.url = url
         self.pool_size = pool_size
-        self._engine: Engine | None = None
-        self._autocommit: Engine | None = None
-        self._sessions: sessionmaker[Session] | None = None
+        # One reference, replaced whole: a thread never sees an engine without its siblings.
+        self._pool: _Pool | None = None
         self._lock = threading.Lock()
 
     @property
@@ -77,36 +82,38 @@ class Database:
         """``sqlite`` or ``postgresql``: the dialect's own name for the URL."""
         return make_url(self.url).get_backend_name()
 
+    def _get(self) -> _Pool:
+        pool = self._pool
+        if pool is None:
+            with self._lock:
+                pool = self._pool
+                if pool is None:
+                    engine = new_engine(self.url, self.pool_size)
+                    pool = self._pool = _Pool(
+                        engine,
+                        engine.execution_options(isolation_level="AUTOCOMMIT"),
+                        sessionmaker(engine, expire_on_commit=False),
+                    )
+        return pool
+
     @property
     def engine(self) -> Engine:
-        if self._engine is None:
-            with self._lock:
-                if self._engine is None:
-                    self._engine = new_engine(self.url, self.pool_size)
-                    self._autocommit = self._engine.execution_options(isolation_level="AUTOCOMMIT")
-                    self._sessions = sessionmaker(self._engine, expire_on_commit=False)
-        return self._engine
+        return self._get().engine
 
     @property
     def autocommit(self) -> Engine:
         """The same pool, each statement its own transaction: a write of one statement costs one
         round trip instead of three (BEGIN, the statement, COMMIT)."""
-        self.engine  # noqa: B018 (creates it)
-        assert self._autocommit is not None
-        return self._autocommit
+        return self._get().autocommit
 
     def session(self) -> Session:
-        self.engine  # noqa: B018 (creates the session factory)
-        assert self._sessions is not None
-        return self._sessions()
+        return self._get().sessions()
 
     def dispose(self) -> None:
         with self._lock:
-            if self._engine is not None:
-                self._engine.dispose()
-            self._engine = None
-            self._autocommit = None
-            self._sessions = None
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.engine.dispose()
 
 
 _databases: dict[str, Database] = {}

@@ -34,6 +34,9 @@ Helpers for tests that start their own containers: :func:`publish_on_loopback` (
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
 
 # Before anything imports testcontainers: its reaper (ryuk) cannot be pulled here and the
@@ -45,6 +48,7 @@ if os.environ.get("DOCKER_HOST", "unix://").startswith("unix://"):
     os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -200,23 +204,68 @@ def postgres_url_of(container: DockerContainer) -> str:
     return f"postgresql+psycopg://{_CREDENTIALS}@{LOOPBACK}:{port}/{POSTGRES_DB}"
 
 
+def _session_postgres(image: str) -> PostgresContainer:
+    # A throw-away server: durability settings off, as for any test database (no crash is
+    # survived here); the per-test databases it creates and drops cost far less so.
+    return new_postgres_container(image).with_command(
+        "postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    )
+
+
 @pytest.fixture(scope="session")
 def postgres_container(postgres_image: str) -> Iterator[PostgresContainer]:
     """A PostgreSQL server for the session (testcontainers PostgresContainer), on loopback only;
     user, password and database ``boards``."""
-    # A throw-away server: durability settings off, as for any test database (no crash is
-    # survived here); the per-test databases it creates and drops cost far less so.
-    container = new_postgres_container(postgres_image).with_command(
-        "postgres -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-    )
-    with container as started:
+    with _session_postgres(postgres_image) as started:
         yield started
 
 
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
-def postgres_url(postgres_container: PostgresContainer) -> str:
-    """``postgresql+psycopg://boards:boards@127.0.0.1:PORT/boards`` (SQLAlchemy form)."""
-    return postgres_url_of(postgres_container)
+def postgres_url(
+    request: pytest.FixtureRequest,
+    postgres_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    docker_client: Any,
+) -> Iterator[str]:
+    """``postgresql+psycopg://boards:boards@127.0.0.1:PORT/boards`` (SQLAlchemy form).
+
+    Under pytest-xdist the workers share one server (tests take databases of their own on it):
+    one PostgreSQL start for the run, not one per worker. The last worker to finish removes it.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        yield postgres_url_of(request.getfixturevalue("postgres_container"))
+        return
+    # The xdist workers' base temp dirs share this parent, one per run.
+    record = tmp_path_factory.getbasetemp().parent / "boards-postgres.json"
+    lock = record.with_suffix(".lock")
+    with _locked(lock):
+        if record.exists():
+            shared = json.loads(record.read_text())
+        else:
+            started = _session_postgres(postgres_image).start()
+            shared = {"id": started.get_wrapped_container().id, "url": postgres_url_of(started)}
+            shared["users"] = 0
+        shared["users"] += 1
+        record.write_text(json.dumps(shared))
+    yield str(shared["url"])
+    with _locked(lock):
+        shared = json.loads(record.read_text())
+        shared["users"] -= 1
+        if shared["users"]:
+            record.write_text(json.dumps(shared))
+            return
+        record.unlink()
+    docker_client.containers.get(shared["id"]).remove(force=True)
 
 
 @pytest.fixture(scope="session")
