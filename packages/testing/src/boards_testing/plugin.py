@@ -11,6 +11,7 @@ Session fixtures:
 ``postgres_container`` / ``postgres_url``
     A PostgreSQL server (testcontainers ``PostgresContainer`` on ``postgres_image``), published on
     127.0.0.1 only; the URL is ``postgresql+psycopg://boards:boards@127.0.0.1:PORT/boards``.
+    Under pytest-xdist, ``postgres_url`` is one server shared by the workers.
 ``redis_container`` / ``redis_url``
     A Redis server (testcontainers ``RedisContainer`` on ``redis_image``), published on 127.0.0.1
     only; the URL is ``redis://127.0.0.1:PORT/0``.
