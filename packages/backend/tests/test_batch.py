@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -26,7 +27,9 @@ def test_callers_arriving_during_a_write_share_the_next_one() -> None:
         first = pool.submit(commit, 0)
         assert first_writing.wait(5)
         rest = [pool.submit(commit, n) for n in range(1, 6)]
+        deadline = time.monotonic() + 5
         while len(commit._pending) < 5:  # all five queued behind the first write
+            assert time.monotonic() < deadline, commit._pending
             threading.Event().wait(0.001)
         release.set()
         assert first.result(5) == 0

@@ -49,7 +49,8 @@ def test_a_second_thread_never_sees_a_half_made_pool(
 
     waiter = threading.Thread(target=second)
     waiter.start()
-    waiter.join(0.2)  # it must be waiting for the first, not failing
+    waiter.join(0.2)  # time to reach the pool: it must be waiting for the first, not failing
+    assert waiter.is_alive()
     go_on.set()
     first.join(5)
     waiter.join(5)

@@ -30,9 +30,9 @@ from boards.jobs import (
     run_job,
     status_counts,
     time_limit_ms,
-    withdraw_job,
+    withdraw_jobs,
 )
-from boards.models import JobStatus, utcnow
+from boards.models import Job, JobStatus, utcnow
 from boards_testing.processes import base_env, free_port
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -160,6 +160,10 @@ def test_idempotency_key_returns_the_first_job(db: Database) -> None:
     with pytest.raises(IdempotencyKeyReused):
         create_job(db, "x", 2.0, idempotency_key="k-1")
     assert status_counts(db)["queued"] == 2
+
+
+def withdraw_job(db: Database, job: Job) -> bool:
+    return job.id in withdraw_jobs(db, [{"id": job.id, "enqueued_at": job.enqueued_at}])
 
 
 def test_withdraw_only_the_untouched_row(db: Database) -> None:

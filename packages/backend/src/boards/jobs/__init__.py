@@ -37,7 +37,7 @@ from boards.jobs.submit import (
     request_fingerprint,
     submit_job,
     time_limit_ms,
-    withdraw_job,
+    withdraw_jobs,
 )
 from boards.jobs.work import FAIL_PREFIX, Result, compute_result, perform
 
@@ -70,5 +70,5 @@ __all__ = [
     "status_counts",
     "submit_job",
     "time_limit_ms",
-    "withdraw_job",
+    "withdraw_jobs",
 ]

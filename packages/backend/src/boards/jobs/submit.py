@@ -109,10 +109,7 @@ def create_job(
             return earlier
     row = new_row(payload, delay_seconds, idempotency_key)
     try:
-        # Create: a Core INSERT in autocommit; the ORM's unit of work, and BEGIN/COMMIT round
-        # trips, cost more than the statement.
-        with db.autocommit.connect() as conn:
-            conn.execute(insert(Job), row)
+        insert_rows(db, [row])
     except IntegrityError:
         # The same key, committed by a concurrent request a moment ago.
         if idempotency_key is None:
@@ -122,6 +119,13 @@ def create_job(
             raise
         return earlier
     return Submission(Job(**row), replayed=False)
+
+
+def insert_rows(db: Database, rows: Sequence[dict[str, Any]]) -> None:
+    """Create: one Core ``INSERT`` of every row (a multi-row statement) in autocommit; the ORM's
+    unit of work, and BEGIN/COMMIT round trips, cost more than the statement."""
+    with db.autocommit.connect() as conn:
+        conn.execute(insert(Job), rows)
 
 
 def mark_sent(db: Database, job_id: str) -> bool:
@@ -159,26 +163,25 @@ def withdraw_jobs(db: Database, jobs: Sequence[dict[str, Any]]) -> set[str]:
         return set(conn.scalars(stmt))
 
 
-def withdraw_job(db: Database, job: Job) -> bool:
-    return job.id in withdraw_jobs(db, [{"id": job.id, "enqueued_at": job.enqueued_at}])
-
-
-def _send_or_withdraw(
-    db: Database, queue: JobQueue, jobs: Sequence[dict[str, Any]], job_time_limit: float
-) -> set[str]:
-    """Send a message for each job; if the broker fails, withdraw them. Returns the ids
-    withdrawn (their requests answer 503); the others stand, sent or left to the reconciler."""
+def _send(queue: JobQueue, jobs: Sequence[dict[str, Any]], job_time_limit: float) -> bool:
+    """Send a message for each job; False if the broker failed."""
     try:
         queue.enqueue_many(
             [(job["id"], time_limit_ms(job_time_limit, job["delay_seconds"])) for job in jobs]
         )
-        return set()
     except BrokerUnavailable as exc:
         logger.error("%d job(s): could not enqueue: %s", len(jobs), exc)
+        return False
+    return True
+
+
+def _withdraw_unsent(db: Database, jobs: Sequence[dict[str, Any]]) -> set[str]:
+    """After a failed send: the ids withdrawn (their requests answer 503); the others stay
+    queued, and the reconciler sends them."""
     try:
         withdrawn = withdraw_jobs(db, jobs)
     except UNAVAILABLE:
-        withdrawn = set()  # the rows are committed: 202 stays true, the reconciler sends them
+        withdrawn = set()  # the rows are committed: 202 stays true
     for job in jobs:
         if job["id"] not in withdrawn:
             logger.info("job %s stays queued: the reconciler will send it", job["id"])
@@ -210,11 +213,11 @@ def submit_job(
     if submission.job.status != JobStatus.QUEUED:
         return submission
     job = submission.job
-    sent = {"id": job.id, "enqueued_at": job.enqueued_at, "delay_seconds": job.delay_seconds}
-    withdrawn = _send_or_withdraw(db, queue, [sent], job_time_limit)
-    if withdrawn and not submission.replayed:
+    row = {"id": job.id, "enqueued_at": job.enqueued_at, "delay_seconds": job.delay_seconds}
+    # A replay's row stood before this request: if its send fails, the reconciler sends it.
+    sent = _send(queue, [row], job_time_limit)
+    if not sent and not submission.replayed and _withdraw_unsent(db, [row]):
         raise NotAccepted
-    # A replay's row was there before this request: if its send failed, the reconciler sends it.
     return submission
 
 
@@ -251,9 +254,10 @@ class Intake:
     def _write(self, requests: list[JobRequest]) -> list[str | NotAccepted]:
         # Rows as plain values: an ORM object per job cost more than its share of the INSERT.
         rows = [new_row(r.payload, r.delay_seconds) for r in requests]
-        with self.db.autocommit.connect() as conn:
-            conn.execute(insert(Job), rows)
-        withdrawn = _send_or_withdraw(self.db, self.queue, rows, self.job_time_limit)
+        insert_rows(self.db, rows)
+        withdrawn: set[str] = set()
+        if not _send(self.queue, rows, self.job_time_limit):
+            withdrawn = _withdraw_unsent(self.db, rows)
         return [NotAccepted() if row["id"] in withdrawn else row["id"] for row in rows]
 
     def warm_up(self) -> None:

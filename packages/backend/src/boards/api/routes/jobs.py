@@ -93,6 +93,7 @@ async def submit(
     """Store a job, then send it to the worker. 202: it will run (nothing accepted is lost).
     503: it was not stored and will not run. A replay of an ``Idempotency-Key`` returns the
     job the first request created (``Idempotent-Replayed: true``)."""
+    # Read here, not as a dependency: each dependency FastAPI solves costs this route CPU.
     services: Services = request.app.state.services
     if not services.queue.configured:
         raise ApiError(503, Code.BROKER_NOT_CONFIGURED, "no broker: set BOARDS_REDIS_URL")
