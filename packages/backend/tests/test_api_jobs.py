@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
 from boards.api.factory import create_app
 from boards.db import get_database
@@ -16,7 +18,7 @@ from boards.queue import held_job_ids, redis_broker
 from boards.settings import Settings
 from boards_testing.processes import free_port
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, make_url, select
 
 MakeSettings = Callable[..., Settings]
 JOBS = "/api/v1/jobs"
@@ -152,6 +154,43 @@ def test_database_down_is_503_without_internals(
     for response in (post, read):
         assert_error_shape(response, 503, "database_unavailable")
         assert "secret" not in response.text
+
+
+def test_a_locked_jobs_table_is_503_within_the_statement_timeout(
+    make_settings: MakeSettings, migrated_pg_url: str, clean_redis_url: str
+) -> None:
+    """A table locked by someone else (a migration, an operator's LOCK TABLE) fails each request
+    after BOARDS_DATABASE_STATEMENT_TIMEOUT with a 503 that stored nothing, instead of holding it
+    for as long as the lock lasts; once the lock is gone, requests are accepted again."""
+    timeout = 0.5
+    settings = make_settings(
+        database_url=migrated_pg_url,
+        redis_url=clean_redis_url,
+        database_statement_timeout=timeout,
+    )
+    plain = make_url(migrated_pg_url).set(drivername="postgresql")
+    with (
+        TestClient(create_app(settings), raise_server_exceptions=False) as client,
+        psycopg.connect(plain.render_as_string(hide_password=False)) as locker,
+    ):
+        # Without the timeout the requests wait for the lock: PostgreSQL ends it after 10 s, so
+        # the test fails on their 202s instead of hanging.
+        locker.execute("SET idle_in_transaction_session_timeout = '10s'")
+        locker.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        answers = [
+            client.post(JOBS, json={"payload": "plain"}),
+            client.post(JOBS, json={"payload": "keyed"}, headers={"Idempotency-Key": "k"}),
+            client.get(f"{JOBS}/00000000-0000-0000-0000-000000000000"),
+        ]
+        waited = time.monotonic() - started
+        locker.rollback()
+        after = client.post(JOBS, json={"payload": "after"})
+    for response in answers:
+        assert_error_shape(response, 503, "database_unavailable")
+    assert waited < len(answers) * (timeout + 1), f"{waited:.1f} s for {len(answers)} requests"
+    assert after.status_code == 202, after.text
+    assert count_jobs(migrated_pg_url) == 1
 
 
 #: delay_seconds values that are no number of seconds from 0 to 30: 422.

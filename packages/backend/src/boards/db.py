@@ -10,9 +10,13 @@ from sqlalchemy import Engine, create_engine, exc, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from boards import defaults
+from boards.settings import Settings
 
 #: Seconds to wait for a PostgreSQL connection (and for a locked SQLite file).
 CONNECT_TIMEOUT = 3
+
+#: Seconds a request waits for a free connection of a full pool before it gives up (a 503).
+POOL_TIMEOUT = CONNECT_TIMEOUT + 2
 
 #: The errors that mean "the database did not answer" (down, restarting, pool exhausted), as
 #: opposed to a statement that is wrong: callers answer 503 or retry for these only.
@@ -23,7 +27,11 @@ UNAVAILABLE: tuple[type[Exception], ...] = (
 )
 
 
-def engine_options(url: str, pool_size: int = defaults.DATABASE_POOL_SIZE) -> dict[str, Any]:
+def engine_options(
+    url: str,
+    pool_size: int = defaults.DATABASE_POOL_SIZE,
+    statement_timeout: float | None = None,
+) -> dict[str, Any]:
     """Keyword arguments for :func:`sqlalchemy.create_engine` for ``url``.
 
     A fixed pool, no overflow: connections opened for a burst and closed after it (the overflow)
@@ -32,17 +40,28 @@ def engine_options(url: str, pool_size: int = defaults.DATABASE_POOL_SIZE) -> di
     costs a round trip per checkout. A connection that died (PostgreSQL restarted) fails the one
     statement that finds out, and SQLAlchemy then discards every connection of that pool: the
     API answers that request 503, the worker retries it.
+
+    ``statement_timeout`` (seconds) becomes PostgreSQL's own ``statement_timeout`` for every
+    session of the pool, lock waits included: a locked or overloaded table fails the statement
+    (a 503, or a retry) instead of holding a request, and the connection, for as long as the
+    lock lasts.
     """
     if url.startswith("sqlite"):
         return {
-            "connect_args": {"check_same_thread": False, "timeout": CONNECT_TIMEOUT + 2},
+            "connect_args": {"check_same_thread": False, "timeout": POOL_TIMEOUT},
         }
+    connect_args: dict[str, Any] = {
+        "connect_timeout": CONNECT_TIMEOUT,
+        "application_name": "boards",
+    }
+    if statement_timeout is not None:
+        connect_args["options"] = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
     return {
         "pool_size": pool_size,
         "max_overflow": 0,
-        "pool_timeout": CONNECT_TIMEOUT + 2,
+        "pool_timeout": POOL_TIMEOUT,
         "pool_recycle": 1800,
-        "connect_args": {"connect_timeout": CONNECT_TIMEOUT, "application_name": "boards"},
+        "connect_args": connect_args,
     }
 
 
@@ -56,9 +75,13 @@ def ensure_sqlite_dir(url: str) -> None:
     Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def new_engine(url: str, pool_size: int = defaults.DATABASE_POOL_SIZE) -> Engine:
+def new_engine(
+    url: str,
+    pool_size: int = defaults.DATABASE_POOL_SIZE,
+    statement_timeout: float | None = None,
+) -> Engine:
     ensure_sqlite_dir(url)
-    return create_engine(url, **engine_options(url, pool_size))
+    return create_engine(url, **engine_options(url, pool_size, statement_timeout))
 
 
 class _Pool(NamedTuple):
@@ -70,9 +93,15 @@ class _Pool(NamedTuple):
 class Database:
     """The engine and session factory for one URL; nothing connects until first use."""
 
-    def __init__(self, url: str, pool_size: int = defaults.DATABASE_POOL_SIZE) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool_size: int = defaults.DATABASE_POOL_SIZE,
+        statement_timeout: float | None = None,
+    ) -> None:
         self.url = url
         self.pool_size = pool_size
+        self.statement_timeout = statement_timeout
         # One reference, replaced whole: a thread never sees an engine without its siblings.
         self._pool: _Pool | None = None
         self._lock = threading.Lock()
@@ -88,7 +117,7 @@ class Database:
             with self._lock:
                 pool = self._pool
                 if pool is None:
-                    engine = new_engine(self.url, self.pool_size)
+                    engine = new_engine(self.url, self.pool_size, self.statement_timeout)
                     pool = self._pool = _Pool(
                         engine,
                         engine.execution_options(isolation_level="AUTOCOMMIT"),
@@ -120,10 +149,23 @@ _databases: dict[str, Database] = {}
 _databases_lock = threading.Lock()
 
 
-def get_database(url: str, pool_size: int = defaults.DATABASE_POOL_SIZE) -> Database:
-    """The process-wide :class:`Database` for ``url`` (the first call's pool size holds)."""
+def get_database(
+    url: str,
+    pool_size: int = defaults.DATABASE_POOL_SIZE,
+    statement_timeout: float | None = None,
+) -> Database:
+    """The process-wide :class:`Database` for ``url`` (the first call's options hold)."""
     with _databases_lock:
         database = _databases.get(url)
         if database is None:
-            database = _databases[url] = Database(url, pool_size)
+            database = _databases[url] = Database(url, pool_size, statement_timeout)
         return database
+
+
+def database_for(settings: Settings) -> Database:
+    """The process-wide :class:`Database` of a serving role (API or worker), as configured."""
+    return get_database(
+        settings.effective_database_url,
+        settings.database_pool_size,
+        settings.database_statement_timeout,
+    )

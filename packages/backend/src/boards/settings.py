@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     )
     worker_metrics_port: int = Field(9191, ge=0, le=65535)
     database_pool_size: int = Field(defaults.DATABASE_POOL_SIZE, ge=1, le=500)
+    # PostgreSQL's statement_timeout for the API's and the worker's sessions (lock waits count).
+    database_statement_timeout: float = Field(5.0, ge=0.1, le=3600, json_schema_extra=_SECONDS)
     # Read by the API only (load_settings(api=True)): a worker never needs the file mounted.
     api_tokens_file: Path | None = Field(
         None,

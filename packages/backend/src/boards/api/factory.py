@@ -18,7 +18,7 @@ from boards.api.errors import drop_default_validation_errors, install_error_hand
 from boards.api.metrics import ApiMetrics
 from boards.api.middleware import BodyLimit, HttpMetrics, RequestContext
 from boards.api.routes import health, jobs, metrics
-from boards.db import get_database
+from boards.db import database_for
 from boards.jobs import Intake
 from boards.migrations import head_revision
 from boards.queue import JobQueue
@@ -67,7 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
             tokens = TokenFile(settings.api_tokens_file)
         except TokenFileError as exc:
             raise bad_tokens_file(settings.api_tokens_file, exc) from None
-    database = get_database(settings.effective_database_url, settings.database_pool_size)
+    database = database_for(settings)
     queue = JobQueue(settings.redis_url, settings.broker_heartbeat_timeout)
     services = Services(
         settings=settings,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.middleware import CurrentMessage, Shutdown
 
-from boards.db import get_database
+from boards.db import database_for
 from boards.jobs import Runner
 from boards.logs import configure_logging
 from boards.queue import ACTOR_NAME, QUEUE_NAME
@@ -23,9 +23,7 @@ configure_logging(settings.log_level)
 broker = build_broker(settings)
 dramatiq.set_broker(broker)
 leases = lease_keeper(broker)
-runner = Runner(
-    get_database(settings.effective_database_url, settings.database_pool_size), settings.job_lease
-)
+runner = Runner(database_for(settings), settings.job_lease)
 
 
 def _resend_current() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import CurrentMessage, Middleware, Retries, TimeLimit
 
-from boards.db import Database, get_database
+from boards.db import Database, database_for
 from boards.jobs import fail_job
 from boards.queue import ACTOR_NAME, redis_broker
 from boards.settings import Settings
@@ -75,7 +75,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         broker_class=WakingRedisBroker,
         idle_wait=idle_wait(settings.broker_heartbeat_timeout),
     )
-    database = get_database(settings.effective_database_url, settings.database_pool_size)
+    database = database_for(settings)
     metrics = WorkerMetrics(enabled=settings.worker_metrics_port > 0)
     reconciler = Reconciler(
         database=database,
