@@ -32,9 +32,7 @@ def test_a_second_thread_never_sees_a_half_made_pool(
         def __getattr__(self, name: str) -> Any:
             return getattr(self._engine, name)
 
-    monkeypatch.setattr(
-        boards.db, "new_engine", lambda url, pool_size: SlowOptions(real_new_engine(url, pool_size))
-    )
+    monkeypatch.setattr(boards.db, "new_engine", lambda *args: SlowOptions(real_new_engine(*args)))
     db = Database(f"sqlite:///{tmp_path / 'boards.db'}")
     first = threading.Thread(target=lambda: db.autocommit)
     first.start()
