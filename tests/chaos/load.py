@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -65,6 +66,13 @@ class Answer:
     text: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    #: When the request was sent and how long its answer took (monotonic seconds).
+    sent_at: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def answered_at(self) -> float:
+        return self.sent_at + self.seconds
 
     @property
     def job_id(self) -> str | None:
@@ -110,12 +118,23 @@ class Batch:
 
 def post_job(client: httpx.Client, base_url: str, spec: JobSpec) -> Answer:
     body, headers = spec.request()
-    answer = Answer(spec)
+    return send(client, spec, "POST", f"{base_url}{JOBS}", json=body, headers=headers)
+
+
+def get_answer(client: httpx.Client, base_url: str, job_id: str) -> Answer:
+    """A GET of one job, recorded like a POST (its spec names the job; it creates nothing)."""
+    return send(client, JobSpec(f"GET {job_id}"), "GET", f"{base_url}{JOBS}/{job_id}")
+
+
+def send(client: httpx.Client, spec: JobSpec, method: str, url: str, **kwargs: Any) -> Answer:
+    answer = Answer(spec, sent_at=time.monotonic())
     try:
-        response = client.post(f"{base_url}{JOBS}", json=body, headers=headers)
+        response = client.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
         answer.error = f"{type(exc).__name__}: {exc}"
         return answer
+    finally:
+        answer.seconds = time.monotonic() - answer.sent_at
     answer.status, answer.text = response.status_code, response.text
     answer.headers = dict(response.headers)
     with contextlib.suppress(ValueError):
@@ -146,10 +165,25 @@ class Load:
         """Submissions without end, until the caller leaves the block."""
         return self.running(job_specs(tag, delay_seconds), drain=False)
 
+    def polling(self, job_id: str) -> contextlib.AbstractContextManager[Batch]:
+        """GETs of ``job_id`` without end, until the caller leaves the block."""
+        return self.running(
+            itertools.repeat(JobSpec(job_id)),
+            drain=False,
+            method=lambda client, base_url, spec: get_answer(client, base_url, spec.payload),
+        )
+
     @contextlib.contextmanager
-    def running(self, jobs: Iterable[JobSpec], *, drain: bool = True) -> Iterator[Batch]:
-        """POST the specs in the background. On leaving the block: with ``drain``, wait until
-        every spec is answered; without, stop taking new ones and wait for those in flight."""
+    def running(
+        self,
+        jobs: Iterable[JobSpec],
+        *,
+        drain: bool = True,
+        method: Callable[[httpx.Client, str, JobSpec], Answer] = post_job,
+    ) -> Iterator[Batch]:
+        """POST the specs in the background (or what ``method`` sends for each). On
+        leaving the block: with ``drain``, wait until every spec is answered; without, stop
+        taking new ones and wait for those in flight."""
         batch, stop, lock = Batch(), threading.Event(), threading.Lock()
         todo = iter(jobs)
 
@@ -160,7 +194,7 @@ class Load:
                         spec = next(todo, None)
                     if spec is None:
                         return
-                    batch.add(post_job(client, self.base_url(), spec))
+                    batch.add(method(client, self.base_url(), spec))
 
         threads = [threading.Thread(target=client_loop, daemon=True) for _ in range(self.clients)]
         for thread in threads:

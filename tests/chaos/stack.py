@@ -206,6 +206,33 @@ class Stack:
             values[(worker.name, worker.incarnation)] = sum_metric(text, name, skip)
         return values or None
 
+    def kill_together(self, *services: Service) -> None:
+        """SIGKILL ``services`` back to back (no wait in between), then wait until all are dead."""
+        for service in services:
+            service.docker.kill(signal="SIGKILL")
+        for service in services:
+            wait_for(lambda s=service: not s.running(), timeout=10, what=f"{service.name} to die")
+
+    def terminate_backends(self) -> int:
+        """pg_terminate_backend on every other connection to the database (the API's and the
+        workers'): what a failover or an administrator does. Returns how many were terminated."""
+        with psycopg.connect(self.database_url, connect_timeout=3, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE pid <> pg_backend_pid() AND datname = current_database()"
+            ).fetchall()
+        return sum(1 for (done,) in rows if done)
+
+    def backends(self, application: str = "boards") -> int:
+        """Connections the backend holds now (it names itself ``application_name=boards``)."""
+        with psycopg.connect(self.database_url, connect_timeout=3) as conn:
+            ((count,),) = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+                " AND datname = current_database()",
+                (application,),
+            ).fetchall()
+        return int(count)
+
     def redis_client(self) -> contextlib.closing[redis.Redis]:
         return contextlib.closing(redis.Redis.from_url(self.redis_url, socket_timeout=5))
 

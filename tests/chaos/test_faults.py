@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from boards_testing.waiting import wait_for
 
-from tests.chaos.load import FINAL, Batch, Jobs, JobSpec, Load, specs, summary
+from tests.chaos.load import FINAL, Answer, Batch, Jobs, JobSpec, Load, specs, summary
 from tests.chaos.recorder import Recorder, Row
 from tests.chaos.stack import Stack
 
@@ -110,9 +111,15 @@ def settle(row: Row, jobs: Jobs, *, since: float) -> None:
     finish(row, jobs, since=since)
 
 
-def finish(row: Row, jobs: Jobs, *, since: float, bound: float = BOUND + FINISH) -> None:
+def finish(
+    row: Row, jobs: Jobs, *, since: float, bound: float = BOUND + FINISH, recovery: bool = True
+) -> None:
     row.wait(
-        "all final", lambda: jobs.all_in(row.ids, FINAL), since=since, bound=bound, recovery=True
+        "all final",
+        lambda: jobs.all_in(row.ids, FINAL),
+        since=since,
+        bound=bound,
+        recovery=recovery,
     )
 
 
@@ -280,3 +287,170 @@ def test_postgres_restarted_under_load(stack: Stack, load: Load, jobs: Jobs, fau
             phase.add(batch, allowed=(202, 503))
         phase.row.notes.append(f"{len(batch.with_status(503))} answered 503 during the outage")
         finish(phase.row, jobs, since=back)
+
+
+def test_postgres_connections_terminated_under_load(
+    stack: Stack, load: Load, jobs: Jobs, fault: Fault
+) -> None:
+    with fault("f. every PostgreSQL connection terminated under load, twice") as phase:
+        batch, terminated = Batch(), []
+        try:
+            with load.streaming("pg-terminate", delay_seconds=1) as batch:
+                wait_for(
+                    lambda: jobs.count(batch.accepted, ["running"]) >= 20,
+                    timeout=30,
+                    what="20 jobs running",
+                )
+                terminated.append(stack.terminate_backends())
+                # Again once the backend has connected anew: its reconnects are cut too.
+                wait_for(lambda: stack.backends() > 0, timeout=10, what="the backend reconnected")
+                terminated.append(stack.terminate_backends())
+                done = time.monotonic()
+                before = len(batch.accepted)
+                wait_for(
+                    lambda: len(batch.accepted) >= before + 50,
+                    timeout=30,
+                    what="50 more jobs accepted after the terminations",
+                )
+        finally:  # the whole stream, once it stopped
+            phase.add(batch, allowed=(202, 503))
+        phase.row.notes.append(
+            f"{' + '.join(map(str, terminated))} connections terminated, "
+            f"{len(batch.with_status(503))} POSTs answered 503"
+        )
+        assert terminated and terminated[0] > 0, "the fault needs connections to terminate"
+        finish(phase.row, jobs, since=done)
+
+
+#: BOARDS_DATABASE_STATEMENT_TIMEOUT as shipped: a statement waiting on a lock fails after this.
+STATEMENT_TIMEOUT = 5.0
+#: The backend's pool_timeout (boards.db: CONNECT_TIMEOUT + 2): the longest wait for a pooled
+#: connection when every one is held by a stuck statement.
+POOL_TIMEOUT = 5.0
+#: The request's own work on a machine shared with the rest of the stack.
+ANSWER_MARGIN = 2.0
+#: The longest any request may take while the database is locked or out of connections.
+ANSWER_BOUND = STATEMENT_TIMEOUT + POOL_TIMEOUT + ANSWER_MARGIN
+#: How long the fault holds the jobs table locked, and the clients that POST (and GET) meanwhile.
+LOCK_SECONDS = 15
+LOCK_CLIENTS = 4
+#: POSTs answer 202 again this soon after the lock is released (a statement already waiting
+#: runs at once; one that timed out left only its connection, which is reused).
+RECOVER_BOUND = STATEMENT_TIMEOUT + ANSWER_MARGIN
+
+
+def slow(answers: list[Answer], bound: float = ANSWER_BOUND) -> list[Answer]:
+    return [a for a in answers if a.seconds > bound]
+
+
+def test_jobs_table_locked(stack: Stack, jobs: Jobs, fault: Fault) -> None:
+    posting = Load(lambda: stack.api_url, clients=LOCK_CLIENTS)
+    reading = Load(lambda: stack.api_url, clients=1)
+    with fault(f"g. jobs table locked {LOCK_SECONDS} s (ACCESS EXCLUSIVE)") as phase:
+        (existing,) = phase.submit(specs("pg-lock-existing", 1)).accepted
+        posts = gets = Batch()
+        try:
+            with psycopg.connect(stack.database_url, connect_timeout=3) as lock:
+                lock.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+                with posting.streaming("pg-lock") as posts, reading.polling(existing) as gets:
+                    time.sleep(LOCK_SECONDS)  # holding the lock is the fault
+                    released = time.monotonic()
+                    lock.commit()
+                    phase.row.wait(
+                        "a POST sent after the release answers 202",
+                        lambda: any(
+                            a.status == 202 and a.sent_at >= released for a in posts.snapshot()
+                        ),
+                        since=released,
+                        bound=RECOVER_BOUND,
+                        recovery=True,
+                    )
+        finally:
+            phase.add(posts, allowed=(202, 503))
+        during = [a for a in posts.snapshot() + gets.snapshot() if a.sent_at < released]
+        phase.row.notes.append(
+            f"during the lock: {summary(during, examples=0).split(';')[0]}, slowest "
+            f"{max((a.seconds for a in during), default=0):.1f} s (<= {ANSWER_BOUND:.0f} s)"
+        )
+        late = slow(posts.snapshot() + gets.snapshot())
+        assert not late, f"answers slower than {ANSWER_BOUND:.0f} s: {summary(late)}"
+        early = [a for a in posts.with_status(202) if a.answered_at < released]
+        assert not early, f"202 while the table was locked: {summary(early)}"
+        assert posts.with_status(503), "POSTs behind the lock must be refused (503), not held"
+        check_answers(gets, allowed=(200, 503))
+        finish(phase.row, jobs, since=released, recovery=False)
+
+
+#: Worker kills in a row, each while the worker holds every job of the phase.
+KILLS = 3
+
+
+def test_worker_killed_repeatedly(stack: Stack, jobs: Jobs, fault: Fault) -> None:
+    victim, other = stack.workers
+    with fault(f"i. worker SIGKILL {KILLS} times in a row, 20 jobs in flight") as phase:
+        ids = phase.row.ids
+        attempts_sql = "SELECT id, status, attempts, error FROM jobs WHERE id = ANY(%s)"
+
+        def in_attempt(attempt: int) -> bool:
+            """Every job running in its ``attempt``-th claim, or already final."""
+            rows = jobs.query(attempts_sql, ids)
+            return len(rows) == len(ids) and all(
+                status in FINAL or (status == "running" and tries == attempt)
+                for _, status, tries, _ in rows
+            )
+
+        other.stop()  # so the victim holds every job in flight
+        phase.submit(specs("worker-kills", 20, delay_seconds=8))
+        since, at_kill = time.monotonic(), []
+        for kill in range(1, KILLS + 1):
+            what = "20 jobs running" if kill == 1 else f"running again after kill {kill - 1}"
+            phase.row.wait(what, lambda k=kill: in_attempt(k), since=since, bound=BOUND)
+            victim.kill()
+            since = time.monotonic()
+            # The jobs whose lease this kill lost (a dead worker's rows stay `running`).
+            at_kill.append(
+                [i for i, status, _, _ in jobs.query(attempts_sql, ids) if status == "running"]
+            )
+            assert at_kill[-1], f"jobs must be in flight at kill {kill}"
+            victim.start()  # as a restart policy would
+        other.start()
+        finish(phase.row, jobs, since=since)
+        rows = {
+            i: (status, tries, error) for i, status, tries, error in jobs.query(attempts_sql, ids)
+        }
+        not_again = [
+            (kill, i) for kill, held in enumerate(at_kill, 1) for i in held if rows[i][1] <= kill
+        ]
+        assert not not_again, (
+            f"jobs not claimed again after the kill that lost them: {not_again[:5]}"
+        )
+        gave_up = [i for i, (status, _, error) in rows.items() if "gave up" in (error or "")]
+        tries = sorted(t for _, t, _ in rows.values())
+        phase.row.notes.append(
+            f"{sum(len(held) for held in at_kill)} leases lost over {KILLS} kills, attempts "
+            f"{tries[0]}..{tries[-1]}, {len(gave_up)} failed 'gave up'"
+        )
+
+
+def test_workers_and_redis_killed_together(stack: Stack, jobs: Jobs, fault: Fault) -> None:
+    with fault("j. both workers and Redis SIGKILL at once, 150 jobs") as phase:
+        ids = phase.row.ids
+        phase.submit(specs("all-killed", 150, delay_seconds=4))
+        wait_for(lambda: jobs.count(ids, ["running"]) >= 50, timeout=30, what="50 jobs running")
+        queued = stack.queued_messages()
+        stack.kill_together(stack.redis, *stack.workers)
+        counts = dict(
+            jobs.query("SELECT status, count(*) FROM jobs WHERE id = ANY(%s) GROUP BY 1", ids)
+        )
+        # No broker: the API refuses (503, nothing stored) or accepts what the reconciler sends.
+        phase.submit(specs("all-killed-down", 8), allowed=(202, 503))
+        stack.redis.start()
+        stack.redis.wait_ready()
+        answering = time.monotonic()
+        for worker in stack.workers:
+            worker.start()
+        phase.row.notes.append(
+            f"at the kill {counts.get('running', 0)} running, {counts.get('queued', 0)} queued "
+            f"({queued} messages in Redis), {stack.queued_messages()} after the restart"
+        )
+        settle(phase.row, jobs, since=answering)
