@@ -223,15 +223,10 @@ class Stack:
             ).fetchall()
         return sum(1 for (done,) in rows if done)
 
-    def backends(self, application: str = "boards") -> int:
-        """Connections the backend holds now (it names itself ``application_name=boards``)."""
+    def backends(self) -> int:
+        """Connections the backend holds now."""
         with psycopg.connect(self.database_url, connect_timeout=3) as conn:
-            ((count,),) = conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
-                " AND datname = current_database()",
-                (application,),
-            ).fetchall()
-        return int(count)
+            return backend_connections(conn)
 
     def redis_client(self) -> contextlib.closing[redis.Redis]:
         return contextlib.closing(redis.Redis.from_url(self.redis_url, socket_timeout=5))
@@ -244,6 +239,16 @@ class Stack:
                 for key in client.scan_iter("dramatiq:*")
                 if client.type(key) == b"list"
             )
+
+
+def backend_connections(conn: psycopg.Connection[Any]) -> int:
+    """The backend's connections (it names itself ``application_name=boards``), seen over
+    ``conn`` (when the server has no slot left for a new one)."""
+    ((count,),) = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE application_name = 'boards' AND datname = current_database()"
+    ).fetchall()
+    return int(count)
 
 
 def sum_metric(text: str, name: str, skip: str = "") -> float:

@@ -17,7 +17,7 @@ from boards_testing.waiting import wait_for
 
 from tests.chaos.load import FINAL, Answer, Batch, Jobs, JobSpec, Load, specs, summary
 from tests.chaos.recorder import Recorder, Row
-from tests.chaos.stack import Stack
+from tests.chaos.stack import Stack, backend_connections
 
 #: The documented bounds (docs/operations.md): jobs lost with Redis are re-enqueued within 30 s
 #: of Redis answering again; a killed worker's jobs are running again within 30 s.
@@ -378,6 +378,81 @@ def test_jobs_table_locked(stack: Stack, jobs: Jobs, fault: Fault) -> None:
         assert not early, f"202 while the table was locked: {summary(early)}"
         assert posts.with_status(503), "POSTs behind the lock must be refused (503), not held"
         check_answers(gets, allowed=(200, 503))
+        finish(phase.row, jobs, since=released, recovery=False)
+
+
+#: More connections than the stand-in's max_connections (PostgreSQL's default, 100): a fill that
+#: is never refused is a mistake of the test, not an endless loop.
+MAX_HOGS = 200
+#: POST answers collected while the server is full.
+FULL_ANSWERS = 8
+
+
+def occupy(url: str, hogs: list[psycopg.Connection[Any]]) -> None:
+    """Open connections until PostgreSQL refuses the next one ("too many clients")."""
+    while len(hogs) < MAX_HOGS:
+        try:
+            hogs.append(psycopg.connect(url, connect_timeout=3, autocommit=True))
+        except psycopg.OperationalError as exc:
+            if "too many clients" in str(exc):
+                return
+            raise
+    pytest.fail(f"PostgreSQL took {MAX_HOGS} connections without refusing one")
+
+
+def test_postgres_connections_exhausted(stack: Stack, jobs: Jobs, fault: Fault) -> None:
+    posting = Load(lambda: stack.api_url, clients=LOCK_CLIENTS)
+    with fault("h. PostgreSQL out of connections, the backend's terminated") as phase:
+        hogs: list[psycopg.Connection[Any]] = []
+        posts = Batch()
+        try:
+            occupy(stack.database_url, hogs)
+            admin = hogs[0]
+
+            def backend_cut_off() -> bool:
+                """The backend's connections gone (pg_terminate_backend waits up to 5 s for each
+                to exit) and their slots taken before it reconnects."""
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+                    " WHERE application_name = 'boards' AND datname = current_database()"
+                )
+                occupy(stack.database_url, hogs)
+                return backend_connections(admin) == 0
+
+            wait_for(backend_cut_off, timeout=20, what="the backend's connections taken")
+            phase.row.notes.append(f"{len(hogs)} connections held by the test")
+            with posting.streaming("pg-full") as posts:
+                wait_for(
+                    lambda: len(posts.snapshot()) >= FULL_ANSWERS,
+                    timeout=ANSWER_BOUND * 2,
+                    what=f"{FULL_ANSWERS} POSTs answered with the server full",
+                )
+                full = posts.snapshot()
+                released = time.monotonic()
+                for hog in hogs:
+                    hog.close()
+                phase.row.wait(
+                    "a POST sent after the release answers 202",
+                    lambda: any(
+                        a.status == 202 and a.sent_at >= released for a in posts.snapshot()
+                    ),
+                    since=released,
+                    bound=RECOVER_BOUND,
+                    recovery=True,
+                )
+        finally:
+            for hog in hogs:
+                hog.close()
+            phase.add(posts, allowed=(202, 503))
+        phase.row.notes.append(
+            f"server full: {summary(full, examples=0).split(';')[0]}, slowest "
+            f"{max((a.seconds for a in full), default=0):.1f} s (<= {ANSWER_BOUND:.0f} s)"
+        )
+        late = slow(posts.snapshot())
+        assert not late, f"answers slower than {ANSWER_BOUND:.0f} s: {summary(late)}"
+        assert all(a.status == 503 for a in full), (
+            f"with no connection to be had, POSTs must be refused: {summary(full)}"
+        )
         finish(phase.row, jobs, since=released, recovery=False)
 
 
