@@ -56,7 +56,7 @@ def test_system_health_on_a_migrated_database(
     assert body["version"] == version("boards-backend")
     assert body["database"] == {"status": "ok", "detail": "sqlite"}
     assert body["broker"]["status"] == "not_configured"
-    assert body["migrations"] == {"current": "0002", "head": "0002", "status": "ok", "detail": None}
+    assert body["migrations"] == {"current": "0003", "head": "0003", "status": "ok", "detail": None}
 
 
 def test_system_health_reports_pending_migrations(
@@ -67,7 +67,7 @@ def test_system_health_reports_pending_migrations(
     assert body["status"] == "degraded"
     assert body["database"]["status"] == "ok"
     assert body["migrations"]["current"] is None
-    assert body["migrations"]["head"] == "0002"
+    assert body["migrations"]["head"] == "0003"
     assert body["migrations"]["status"] == "pending"
 
 

@@ -124,8 +124,8 @@ def test_api_role_migrates_then_serves_and_stops_on_sigterm(tmp_path: Path) -> N
         assert Path(f"/proc/{pid}/task/{pid}/children").read_text().split() == []
         body = httpx.get(f"{api.url}/api/v1/system/health", timeout=10).json()
         assert body["migrations"] == {
-            "current": "0002",
-            "head": "0002",
+            "current": "0003",
+            "head": "0003",
             "status": "ok",
             "detail": None,
         }

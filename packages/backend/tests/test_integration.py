@@ -315,6 +315,44 @@ def test_a_killed_workers_job_runs_again_on_another_worker(
     assert "dramatiq_message_duration_milliseconds_bucket" in text
 
 
+def test_the_worker_deletes_jobs_past_the_retention_and_counts_them(
+    start: StartProc, worker_settings: dict[str, str], client: TestClient
+) -> None:
+    from boards.db import get_database
+    from sqlalchemy import text
+
+    old, young = (client.post("/api/v1/jobs", json={"payload": p}).json()["id"] for p in "oy")
+    metrics_port = free_port()
+    worker = start(
+        "worker",
+        **{**worker_settings, "worker_metrics_port": str(metrics_port)},
+        reconcile_interval="1",
+        job_retention="3600",
+    )
+    for job_id in (old, young):
+        assert _wait_status(client, job_id, {"succeeded"})["status"] == "succeeded"
+    with get_database(worker_settings["database_url"]).engine.begin() as conn:
+        conn.execute(
+            text("UPDATE jobs SET finished_at = now() - interval '2 hours' WHERE id = :id"),
+            {"id": old},
+        )
+
+    wait_for(
+        lambda: client.get(f"/api/v1/jobs/{old}").status_code == 404,
+        timeout=30,
+        what="the job past the retention to be deleted",
+    )
+    assert _job(client, young)["status"] == "succeeded", worker.output()
+    wait_for(
+        lambda: (
+            "boards_jobs_pruned_total 1.0"
+            in (_get_text(f"http://127.0.0.1:{metrics_port}/metrics") or "")
+        ),
+        timeout=30,
+        what="the worker's metrics to count the deleted job",
+    )
+
+
 def test_jobs_flushed_from_redis_are_sent_again(
     start: StartProc, worker_settings: dict[str, str], client: TestClient
 ) -> None:

@@ -50,7 +50,7 @@ def _model_diff(url: str) -> list[object]:
 
 def _up_down_up(url: str) -> None:
     head = head_revision(default_alembic_ini())
-    assert head == "0002"
+    assert head == "0003"
     assert _state(url) == (None, set())
 
     assert upgrade_to_head(url, default_alembic_ini()) == head
@@ -74,6 +74,34 @@ def test_up_down_up_on_sqlite(sqlite_url: str) -> None:
 
 def test_up_down_up_on_postgresql(fresh_pg_url: str) -> None:
     _up_down_up(fresh_pg_url)
+
+
+@pytest.mark.parametrize("url", ["migrated_sqlite_url", "migrated_pg_url"])
+def test_jobs_finished_before_0002_get_a_finish_time_for_retention(
+    url: str, request: pytest.FixtureRequest
+) -> None:
+    """Rows finished before revision 0002 had no ``finished_at``: 0003 takes their last update,
+    so retention deletes them in time instead of never."""
+    database_url: str = request.getfixturevalue(url)
+    downgrade(database_url, default_alembic_ini(), "0002")
+    with _connect(database_url) as conn:
+        conn.execute(
+            text(
+                "INSERT INTO jobs (id, payload, delay_seconds, status, attempts, redeliveries,"
+                " enqueued_at, created_at, updated_at) VALUES (:id, 'x', 0, :status, 1, 0,"
+                " :at, :at, :at)"
+            ),
+            [
+                {"id": "old-done", "status": "succeeded", "at": "2020-01-01 00:00:00+00:00"},
+                {"id": "old-queued", "status": "queued", "at": "2020-01-01 00:00:00+00:00"},
+            ],
+        )
+        conn.commit()
+    upgrade_to_head(database_url, default_alembic_ini())
+    with _connect(database_url) as conn:
+        rows = dict(conn.execute(text("SELECT id, finished_at FROM jobs ORDER BY id")).all())
+    assert rows["old-queued"] is None
+    assert str(rows["old-done"]).startswith("2020-01-01 00:00:00")
 
 
 def test_missing_alembic_ini_is_a_clear_error(sqlite_url: str) -> None:
@@ -114,12 +142,13 @@ def test_concurrent_upgrades_take_turns_on_the_advisory_lock(fresh_pg_url: str) 
     outputs = [proc.communicate(timeout=180)[0] for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0, 0], outputs
     assert sum("upgrading database schema from None" in out for out in outputs) == 1, outputs
-    assert sum("database schema is at head 0002" in out for out in outputs) == 2, outputs
+    at_head = f"database schema is at head {head_revision(default_alembic_ini())}"
+    assert sum(at_head in out for out in outputs) == 2, outputs
 
     with _connect(fresh_pg_url) as conn:
         versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
         jobs_tables = conn.execute(
             text("SELECT count(*) FROM pg_tables WHERE tablename = 'jobs'")
         ).scalar_one()
-    assert versions == [("0002",)]
+    assert versions == [(head_revision(default_alembic_ini()),)]
     assert jobs_tables == 1

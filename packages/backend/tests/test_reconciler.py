@@ -1,5 +1,6 @@
 """The reconciler against real Redis, on SQLite and PostgreSQL: what the queue lost is re-sent,
-what it holds is not, expired leases come back, and passes never overlap."""
+what it holds is not, expired leases come back, passes never overlap, and finished jobs past the
+retention are deleted in bounded batches."""
 
 from __future__ import annotations
 
@@ -7,10 +8,21 @@ from datetime import datetime, timedelta
 
 import pytest
 from boards.db import Database
-from boards.jobs import Claim, claim_job, create_job, get_job
+from boards.jobs import (
+    Claim,
+    Result,
+    claim_job,
+    create_job,
+    fail_job,
+    finish_job,
+    get_job,
+    submit_job,
+)
+from boards.jobs import retention as retention_sql
 from boards.jobs.recover import LOCK_KEY
 from boards.models import JobStatus, utcnow
 from boards.queue import JobQueue, held_job_ids, redis_broker
+from boards.workers import reconciler as reconciler_module
 from boards.workers.reconciler import Reconciler
 from boards_testing.processes import free_port
 from dramatiq.brokers.redis import RedisBroker
@@ -18,6 +30,7 @@ from sqlalchemy import text
 
 QUEUED_AFTER = 10.0
 LEASE = 15.0
+RETENTION = 3600.0
 
 
 def reconciler(db: Database, broker: RedisBroker, at: datetime, **options: float) -> Reconciler:
@@ -27,6 +40,7 @@ def reconciler(db: Database, broker: RedisBroker, at: datetime, **options: float
         max_deliveries=int(options.get("max_deliveries", 3)),
         queued_after=QUEUED_AFTER,
         job_time_limit=30,
+        retention=RETENTION,
         now=lambda: at,
     )
 
@@ -120,3 +134,68 @@ def test_passes_never_overlap_on_postgresql(migrated_pg_url: str, broker: RedisB
         assert report.outcome == "skipped" and report.lost == []
         other.rollback()
     assert reconciler(db, broker, later(QUEUED_AFTER + 1)).run_once().outcome == "ok"
+
+
+def finished(db: Database, payload: str) -> str:
+    job = create_job(db, payload).job
+    claim = claim_job(db, job.id, LEASE)
+    assert isinstance(claim, Claim)
+    assert finish_job(db, claim, Result(JobStatus.SUCCEEDED, result={"ok": True}))
+    return job.id
+
+
+def test_finished_jobs_past_the_retention_are_deleted_and_nothing_else(
+    db: Database, broker: RedisBroker
+) -> None:
+    succeeded = finished(db, "done")
+    failed = create_job(db, "given up").job.id
+    assert fail_job(db, failed, "retries spent")
+    queued = create_job(db, "waiting").job.id
+    running = create_job(db, "running").job.id
+    assert isinstance(claim_job(db, running, RETENTION * 2), Claim)
+
+    assert reconciler(db, broker, later(RETENTION - 60)).run_once().pruned == 0
+    report = reconciler(db, broker, later(RETENTION + 60)).run_once()
+    assert report.pruned == 2
+    assert get_job(db, succeeded) is None and get_job(db, failed) is None
+    kept = [get_job(db, job_id) for job_id in (queued, running)]
+    assert [job.status for job in kept if job] == ["queued", "running"]
+
+
+def test_pruning_goes_in_bounded_batches(
+    db: Database, broker: RedisBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reconciler_module, "PRUNE_BATCH", 2)
+    monkeypatch.setattr(reconciler_module, "PRUNE_BATCHES", 2)
+    for index in range(5):
+        finished(db, f"done {index}")
+    passes = [reconciler(db, broker, later(RETENTION + 60)).run_once().pruned for _ in range(3)]
+    assert passes == [4, 1, 0]
+
+
+def test_a_key_of_a_pruned_job_is_free_again(
+    db: Database, broker: RedisBroker, clean_redis_url: str
+) -> None:
+    queue = JobQueue(clean_redis_url)
+    first = submit_job(db, queue, "p", 0, idempotency_key="k", job_time_limit=30).job
+    claim = claim_job(db, first.id, LEASE)
+    assert isinstance(claim, Claim)
+    assert finish_job(db, claim, Result(JobStatus.SUCCEEDED, result={}))
+    assert reconciler(db, broker, later(RETENTION + 60)).run_once().pruned == 1
+
+    again = submit_job(db, queue, "p", 0, idempotency_key="k", job_time_limit=30)
+    assert not again.replayed and again.job.id != first.id
+
+
+def test_one_replica_prunes_at_a_time_on_postgresql(
+    migrated_pg_url: str, broker: RedisBroker
+) -> None:
+    from boards.db import get_database
+
+    db = get_database(migrated_pg_url)
+    finished(db, "done")
+    with db.engine.connect() as other:
+        other.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": retention_sql.LOCK_KEY})
+        assert reconciler(db, broker, later(RETENTION + 60)).run_once().pruned == 0
+        other.rollback()
+    assert reconciler(db, broker, later(RETENTION + 60)).run_once().pruned == 1

@@ -143,6 +143,8 @@ RULE_WORDS = {
     "BOARDS_RECONCILE_QUEUED_AFTER": "seconds from 8 to 3600",
     "BOARDS_BROKER_HEARTBEAT_TIMEOUT": "seconds from 2 to 600",
     "BOARDS_WORKER_METRICS_PORT": "must be an integer from 0 to 65535",
+    "BOARDS_JOB_RETENTION": "must be a number of seconds from 60 to 315360000",
+    "BOARDS_DATABASE_STATEMENT_TIMEOUT": "seconds from 0.1 to 3600",
 }
 #: (setting, a value it refuses).
 BAD_VALUES = [
@@ -167,6 +169,9 @@ BAD_VALUES = [
     ("BOARDS_RECONCILE_QUEUED_AFTER", "5"),
     ("BOARDS_BROKER_HEARTBEAT_TIMEOUT", "NaN"),
     ("BOARDS_WORKER_METRICS_PORT", "-1"),
+    ("BOARDS_JOB_RETENTION", "0"),  # "delete at once" would break every retry and GET
+    ("BOARDS_JOB_RETENTION", "1e12"),
+    ("BOARDS_DATABASE_STATEMENT_TIMEOUT", "0"),  # PostgreSQL's "no limit": hangs come back
 ]
 
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -58,8 +68,16 @@ class Job(Base):
     __tablename__ = "jobs"
     # One index on status: (status, enqueued_at) serves the status-only look-ups too, and every
     # status change writes each index that holds status once more.
+    # Retention deletes the oldest finished rows: a partial index holds those alone, so its
+    # look-ups never read the live (queued, running) part of the table.
     __table_args__ = (
         Index("ix_jobs_status_enqueued_at", "status", "enqueued_at"),
+        Index(
+            "ix_jobs_finished_at",
+            "finished_at",
+            postgresql_where=text("finished_at IS NOT NULL"),
+            sqlite_where=text("finished_at IS NOT NULL"),
+        ),
         UniqueConstraint("idempotency_key", name="uq_jobs_idempotency_key"),
     )
 

@@ -112,6 +112,10 @@ class Settings(BaseSettings):
     broker_heartbeat_timeout: float = Field(
         defaults.BROKER_HEARTBEAT_TIMEOUT, ge=2, le=600, json_schema_extra=_SECONDS
     )
+    # Finished jobs older than this are deleted (docs/operations.md, "How long jobs are kept"):
+    # a week by default; at least a minute, so a client's retry still finds its job; at most
+    # ten years, the way to keep them all.
+    job_retention: float = Field(604_800, ge=60, le=315_360_000, json_schema_extra=_SECONDS)
     worker_metrics_port: int = Field(9191, ge=0, le=65535)
     database_pool_size: int = Field(defaults.DATABASE_POOL_SIZE, ge=1, le=500)
     # PostgreSQL's statement_timeout for the API's and the worker's sessions (lock waits count).

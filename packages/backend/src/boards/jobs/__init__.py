@@ -6,6 +6,7 @@ state change is one function with one guarded statement (docs/jobs.md maps who c
 * :mod:`~boards.jobs.submit`: create, send, withdraw (and the API's group-committed intake);
 * :mod:`~boards.jobs.run`: claim, renew a lease, finish, fail, hand back;
 * :mod:`~boards.jobs.recover`: re-send and give up, for the reconciler;
+* :mod:`~boards.jobs.retention`: delete finished jobs past the retention, for the reconciler;
 * :mod:`~boards.jobs.read`: reading, for the API and ``/metrics``;
 * :mod:`~boards.jobs.work`: the work itself; :mod:`~boards.jobs.outcome`: what a step came to.
 

@@ -83,6 +83,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         max_deliveries=settings.job_max_deliveries,
         queued_after=settings.reconcile_queued_after,
         job_time_limit=settings.job_time_limit,
+        retention=settings.job_retention,
     )
     if metrics.enabled:
         # Imported here: it creates its multiprocess directory on import.

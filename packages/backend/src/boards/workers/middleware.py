@@ -329,11 +329,13 @@ class WorkerMetrics:
     #: Counter names (exported with ``_total``).
     RUNS = "boards_reconciler_runs"
     REDELIVERIES = "boards_job_redeliveries"
+    PRUNED = "boards_jobs_pruned"
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self._runs: Any = None
         self._redeliveries: Any = None
+        self._pruned: Any = None
 
     def _ensure(self) -> bool:
         if not self.enabled:
@@ -354,6 +356,11 @@ class WorkerMetrics:
                 ["reason"],
                 registry=registry,
             )
+            self._pruned = prom.Counter(
+                self.PRUNED,
+                "Finished jobs deleted because they were older than BOARDS_JOB_RETENTION.",
+                registry=registry,
+            )
         return True
 
     def record(self, report: PassReport) -> None:
@@ -367,6 +374,8 @@ class WorkerMetrics:
         ):
             if jobs:
                 self._redeliveries.labels(reason).inc(len(jobs))
+        if report.pruned:
+            self._pruned.inc(report.pruned)
 
     def record_error(self) -> None:
         if self._ensure():

@@ -10,6 +10,9 @@ seconds, in every worker process, one pass at a time across all replicas):
    are looked up in Redis; those Redis holds no message for (Redis killed or flushed, the API
    killed between its commit and its send, a message dead-lettered while the database was down)
    are re-sent. The ones Redis does hold are marked as seen, so a long backlog is not re-sent.
+3. **Retention.** Finished jobs older than BOARDS_JOB_RETENTION are deleted, up to
+   ``PRUNE_BATCHES`` batches of ``PRUNE_BATCH`` rows, each its own short transaction (one
+   replica at a time), so the table stays as large as the retention, not the service's age.
 
 Every change is a compare-and-set on the row, so two reconcilers (or a reconciler and a late
 worker) never both act on one job; on PostgreSQL a transaction-scoped advisory lock also keeps
@@ -28,7 +31,7 @@ from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import Connection
 
 from boards.db import Database
-from boards.jobs import recover, time_limit_ms
+from boards.jobs import recover, retention, time_limit_ms
 from boards.logs import one_line
 from boards.models import utcnow
 from boards.queue import held_job_ids, job_message
@@ -37,6 +40,10 @@ logger = logging.getLogger("boards.reconciler")
 
 #: Rows looked at per step and pass; a larger backlog is worked through over several passes.
 BATCH = 1000
+#: Finished jobs deleted per transaction, and transactions per pass: short enough never to hold
+#: a lock for long, enough (10 000 a pass) to keep up with far more jobs than a worker finishes.
+PRUNE_BATCH = 1000
+PRUNE_BATCHES = 10
 
 
 @dataclass
@@ -50,6 +57,7 @@ class PassReport:
     lost: list[str] = field(default_factory=list)
     seen: int = 0
     sent: int = 0
+    pruned: int = 0
 
     @property
     def redelivered(self) -> int:
@@ -63,9 +71,15 @@ class Reconciler:
     max_deliveries: int
     queued_after: float
     job_time_limit: float
+    retention: float
     now: Callable[[], datetime] = utcnow
 
     def run_once(self) -> PassReport:
+        report = self._recover()
+        report.pruned = self._prune()
+        return report
+
+    def _recover(self) -> PassReport:
         report = PassReport()
         now = self.now()
         to_send: list[tuple[str, float]] = []
@@ -94,6 +108,21 @@ class Reconciler:
                 len(report.gave_up),
             )
         return report
+
+    def _prune(self) -> int:
+        cutoff = self.now() - timedelta(seconds=self.retention)
+        pruned = 0
+        for _ in range(PRUNE_BATCHES):
+            with self.database.engine.begin() as conn:
+                if not retention.try_lock_batch(conn):
+                    break
+                deleted = retention.prune_finished(conn, cutoff, PRUNE_BATCH)
+            pruned += deleted
+            if deleted < PRUNE_BATCH:
+                break
+        if pruned:
+            logger.debug("reconciler: deleted %d job(s) finished before %s", pruned, cutoff)
+        return pruned
 
     def _expired_leases(
         self, conn: Connection, now: datetime, report: PassReport
