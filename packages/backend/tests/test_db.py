@@ -32,7 +32,9 @@ def test_a_second_thread_never_sees_a_half_made_pool(
         def __getattr__(self, name: str) -> Any:
             return getattr(self._engine, name)
 
-    monkeypatch.setattr(boards.db, "new_engine", lambda *args: SlowOptions(real_new_engine(*args)))
+    monkeypatch.setattr(
+        boards.db, "new_engine", lambda *args, **kw: SlowOptions(real_new_engine(*args, **kw))
+    )
     db = Database(f"sqlite:///{tmp_path / 'boards.db'}")
     first = threading.Thread(target=lambda: db.autocommit)
     first.start()

@@ -286,9 +286,9 @@ def test_a_job_failed_by_a_locked_database_says_so_without_sql(
     no API answer carries SQL, parameters or the driver's text."""
     real_options = boards.db.engine_options
 
-    def short_lock_wait(url: str, *args: Any) -> dict[str, Any]:
+    def short_lock_wait(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         # SQLite waits BOARDS' connect timeout for a lock; 0.2 s gives the same error sooner.
-        options = real_options(url, *args)
+        options = real_options(url, *args, **kwargs)
         options["connect_args"] = {**options["connect_args"], "timeout": 0.2}
         return options
 

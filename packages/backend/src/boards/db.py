@@ -31,6 +31,7 @@ def engine_options(
     url: str,
     pool_size: int = defaults.DATABASE_POOL_SIZE,
     statement_timeout: float | None = None,
+    application_name: str = "boards",
 ) -> dict[str, Any]:
     """Keyword arguments for :func:`sqlalchemy.create_engine` for ``url``.
 
@@ -44,7 +45,8 @@ def engine_options(
     ``statement_timeout`` (seconds) becomes PostgreSQL's own ``statement_timeout`` for every
     session of the pool, lock waits included: a locked or overloaded table fails the statement
     (a 503, or a retry) instead of holding a request, and the connection, for as long as the
-    lock lasts.
+    lock lasts. ``application_name`` names the role in ``pg_stat_activity``, so an operator
+    can count each role's connections against its budget (docs/operations.md).
     """
     if url.startswith("sqlite"):
         return {
@@ -52,7 +54,7 @@ def engine_options(
         }
     connect_args: dict[str, Any] = {
         "connect_timeout": CONNECT_TIMEOUT,
-        "application_name": "boards",
+        "application_name": application_name,
     }
     if statement_timeout is not None:
         connect_args["options"] = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
@@ -75,13 +77,10 @@ def ensure_sqlite_dir(url: str) -> None:
     Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def new_engine(
-    url: str,
-    pool_size: int = defaults.DATABASE_POOL_SIZE,
-    statement_timeout: float | None = None,
-) -> Engine:
+def new_engine(url: str, pool_size: int = defaults.DATABASE_POOL_SIZE, **options: Any) -> Engine:
+    """An engine for ``url``; ``options``: those of :func:`engine_options`."""
     ensure_sqlite_dir(url)
-    return create_engine(url, **engine_options(url, pool_size, statement_timeout))
+    return create_engine(url, **engine_options(url, pool_size, **options))
 
 
 class _Pool(NamedTuple):
@@ -97,11 +96,11 @@ class Database:
         self,
         url: str,
         pool_size: int = defaults.DATABASE_POOL_SIZE,
-        statement_timeout: float | None = None,
+        **options: Any,
     ) -> None:
         self.url = url
         self.pool_size = pool_size
-        self.statement_timeout = statement_timeout
+        self.options = options
         # One reference, replaced whole: a thread never sees an engine without its siblings.
         self._pool: _Pool | None = None
         self._lock = threading.Lock()
@@ -117,7 +116,7 @@ class Database:
             with self._lock:
                 pool = self._pool
                 if pool is None:
-                    engine = new_engine(self.url, self.pool_size, self.statement_timeout)
+                    engine = new_engine(self.url, self.pool_size, **self.options)
                     pool = self._pool = _Pool(
                         engine,
                         engine.execution_options(isolation_level="AUTOCOMMIT"),
@@ -150,22 +149,22 @@ _databases_lock = threading.Lock()
 
 
 def get_database(
-    url: str,
-    pool_size: int = defaults.DATABASE_POOL_SIZE,
-    statement_timeout: float | None = None,
+    url: str, pool_size: int = defaults.DATABASE_POOL_SIZE, **options: Any
 ) -> Database:
     """The process-wide :class:`Database` for ``url`` (the first call's options hold)."""
     with _databases_lock:
         database = _databases.get(url)
         if database is None:
-            database = _databases[url] = Database(url, pool_size, statement_timeout)
+            database = _databases[url] = Database(url, pool_size, **options)
         return database
 
 
-def database_for(settings: Settings) -> Database:
-    """The process-wide :class:`Database` of a serving role (API or worker), as configured."""
+def database_for(settings: Settings, role: str) -> Database:
+    """The process-wide :class:`Database` of a serving role (``api``, ``worker``), as
+    configured; its sessions are named ``boards-<role>`` in ``pg_stat_activity``."""
     return get_database(
         settings.effective_database_url,
         settings.database_pool_size,
-        settings.database_statement_timeout,
+        statement_timeout=settings.database_statement_timeout,
+        application_name=f"boards-{role}",
     )

@@ -67,7 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
             tokens = TokenFile(settings.api_tokens_file)
         except TokenFileError as exc:
             raise bad_tokens_file(settings.api_tokens_file, exc) from None
-    database = database_for(settings)
+    database = database_for(settings, "api")
     queue = JobQueue(settings.redis_url, settings.broker_heartbeat_timeout)
     services = Services(
         settings=settings,

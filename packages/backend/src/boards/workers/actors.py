@@ -23,7 +23,7 @@ configure_logging(settings.log_level)
 broker = build_broker(settings)
 dramatiq.set_broker(broker)
 leases = lease_keeper(broker)
-runner = Runner(database_for(settings), settings.job_lease)
+runner = Runner(database_for(settings, "worker"), settings.job_lease)
 
 
 def _resend_current() -> None:

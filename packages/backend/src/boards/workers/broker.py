@@ -75,7 +75,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         broker_class=WakingRedisBroker,
         idle_wait=idle_wait(settings.broker_heartbeat_timeout),
     )
-    database = database_for(settings)
+    database = database_for(settings, "worker")
     metrics = WorkerMetrics(enabled=settings.worker_metrics_port > 0)
     reconciler = Reconciler(
         database=database,
