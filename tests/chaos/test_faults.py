@@ -414,7 +414,7 @@ def test_postgres_connections_exhausted(stack: Stack, jobs: Jobs, fault: Fault) 
                 to exit) and their slots taken before it reconnects."""
                 admin.execute(
                     "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
-                    " WHERE application_name = 'boards' AND datname = current_database()"
+                    " WHERE application_name LIKE 'boards-%' AND datname = current_database()"
                 )
                 occupy(stack.database_url, hogs)
                 return backend_connections(admin) == 0
