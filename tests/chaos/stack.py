@@ -242,8 +242,8 @@ class Stack:
 
 
 def backend_connections(conn: psycopg.Connection[Any]) -> int:
-    """The backend's connections (its sessions are named ``boards-api`` and ``boards-worker``), seen over
-    ``conn`` (when the server has no slot left for a new one)."""
+    """The backend's connections (its sessions are named ``boards-api`` and ``boards-worker``),
+    seen over ``conn`` (when the server has no slot left for a new one)."""
     ((count,),) = conn.execute(
         "SELECT count(*) FROM pg_stat_activity"
         " WHERE application_name LIKE 'boards-%' AND datname = current_database()"
