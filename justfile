@@ -75,6 +75,10 @@ image-verify image *args:
 bench *args:
     {{poe}} bench {{args}}
 
+# Soak: the bench stack at half its capacity for `--minutes N` (default 30), retention 120 s; RSS, p99, queue, jobs table, connections every 10 s
+soak *args:
+    {{poe}} soak {{args}}
+
 # Builds, size, start-up, RSS, idle CPU and stop of the image beside a naive pip and a uv-docker-example image (`--rounds N`, `--cold`, `--only project`, `--idle-window S`)
 image-compare *args:
     {{poe}} image-compare {{args}}

@@ -81,3 +81,38 @@ def bar_chart(table: Table, out: Path, title: str, caption: str) -> Path:
     figure.savefig(out, dpi=110)
     plt.close(figure)
     return out
+
+
+def series_chart(
+    times: list[float],
+    panels: dict[str, tuple[str, list[float | None]]],
+    out: Path,
+    title: str,
+    caption: str,
+    limits: dict[str, float] | None = None,
+) -> Path:
+    """A time series chart (the soak test): one panel per series, ``{title: (unit, values)}``
+    over ``times`` in minutes; a value of ``limits`` is drawn as a dashed line on its panel."""
+    columns = 2
+    rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(11, 2.1 * rows + 1), squeeze=False)
+    for axis, (name, (unit, values)) in zip(axes.flat, panels.items(), strict=False):
+        points = [(t, v) for t, v in zip(times, values, strict=True) if v is not None]
+        axis.plot([t for t, _ in points], [v for _, v in points], color=COLOURS[0], linewidth=1.2)
+        if limits and name in limits:
+            axis.axhline(limits[name], color="#c62828", linestyle="dashed", linewidth=1)
+        axis.set_title(f"{name} ({unit})" if unit else name, fontsize=9)
+        top = max([v for _, v in points] + [(limits or {}).get(name, 0.0)])
+        axis.set_ylim(0, top * 1.15 or 1)  # from zero: a flat line looks flat
+        axis.grid(alpha=0.3)
+        axis.tick_params(labelsize=7)
+    for axis in axes.flat[len(panels) :]:
+        axis.set_visible(False)
+    for axis in axes.flat[max(0, len(panels) - columns) : len(panels)]:
+        axis.set_xlabel("minutes", fontsize=8)
+    figure.suptitle(f"{title}\n{caption}", fontsize=11)
+    figure.tight_layout(rect=(0, 0, 1, 0.97))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+    return out
