@@ -156,7 +156,8 @@ def test_worker_metrics_table_names_our_counters() -> None:
     text = text_of("operations.md")
     worker_part = text[text.index("A worker serves its own") :]
     documented = {name.split("{")[0] for name in re.findall(r"`(boards_[a-z_]+)", worker_part)}
-    assert documented == {f"{WorkerMetrics.RUNS}_total", f"{WorkerMetrics.REDELIVERIES}_total"}
+    counters = (WorkerMetrics.RUNS, WorkerMetrics.REDELIVERIES, WorkerMetrics.PRUNED)
+    assert documented == {f"{name}_total" for name in counters}
 
 
 def test_operations_names_only_real_settings() -> None:
