@@ -85,16 +85,33 @@ class Phase:
 Fault = Callable[[str], contextlib.AbstractContextManager[Phase]]
 
 
+#: Lines of each backend container's log shown with a failed fault (what the product said).
+LOG_LINES = 60
+
+
 @pytest.fixture
-def fault(stack: Stack, load: Load, jobs: Jobs, recorder: Recorder) -> Fault:
-    """``with fault(name) as phase:`` a row in the table, the answers checked at the end."""
+def fault(
+    stack: Stack, load: Load, jobs: Jobs, recorder: Recorder, request: pytest.FixtureRequest
+) -> Fault:
+    """``with fault(name) as phase:`` a row in the table, the answers checked at the end; a
+    failure comes with the end of the backend's logs."""
 
     @contextlib.contextmanager
     def run(name: str) -> Iterator[Phase]:
-        with recorder.phase(name, stack, jobs) as row:
-            phase = Phase(row, load, jobs)
-            yield phase
-            phase.check()
+        try:
+            with recorder.phase(name, stack, jobs) as row:
+                phase = Phase(row, load, jobs)
+                yield phase
+                phase.check()
+        except BaseException:
+            for service in (stack.api, *stack.workers):
+                with contextlib.suppress(Exception):  # a log we cannot read: the failure stands
+                    lines = service.docker.logs(tail=LOG_LINES * 4).decode(errors="replace")
+                    shown = [line for line in lines.splitlines() if "GET /health" not in line]
+                    request.node.add_report_section(
+                        "call", f"{service.name} log", "\n".join(shown[-LOG_LINES:])
+                    )
+            raise
 
     return run
 
