@@ -8,9 +8,13 @@ from collections.abc import Callable
 from importlib.metadata import version
 
 from boards.api.factory import create_app
+from boards.migrations import head_revision
 from boards.settings import Settings, default_alembic_ini
 from boards_testing.processes import base_env, free_port
 from fastapi.testclient import TestClient
+
+#: The schema revision every migration here ends at.
+HEAD = head_revision(default_alembic_ini())
 
 UNREACHABLE_PG = "postgresql://boards:secret@nohost.invalid:5432/boards"
 
@@ -56,7 +60,7 @@ def test_system_health_on_a_migrated_database(
     assert body["version"] == version("boards-backend")
     assert body["database"] == {"status": "ok", "detail": "sqlite"}
     assert body["broker"]["status"] == "not_configured"
-    assert body["migrations"] == {"current": "0003", "head": "0003", "status": "ok", "detail": None}
+    assert body["migrations"] == {"current": HEAD, "head": HEAD, "status": "ok", "detail": None}
 
 
 def test_system_health_reports_pending_migrations(
@@ -67,7 +71,7 @@ def test_system_health_reports_pending_migrations(
     assert body["status"] == "degraded"
     assert body["database"]["status"] == "ok"
     assert body["migrations"]["current"] is None
-    assert body["migrations"]["head"] == "0003"
+    assert body["migrations"]["head"] == HEAD
     assert body["migrations"]["status"] == "pending"
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 from boards.cli import worker_argv
-from boards.settings import load_settings
+from boards.migrations import head_revision
+from boards.settings import default_alembic_ini, load_settings
 from boards_testing.processes import (
     BIN,
     BOARDS,
@@ -21,6 +22,9 @@ from boards_testing.processes import (
     stop_process,
 )
 from dramatiq.cli import make_argument_parser
+
+#: The schema revision every migration here ends at.
+HEAD = head_revision(default_alembic_ini())
 
 
 def test_help_lists_roles_and_exit_codes() -> None:
@@ -65,7 +69,7 @@ def test_boards_migrate_console_script(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "data" / "boards.db").is_file()
-    assert "upgraded to 0002" in proc.stderr
+    assert f"upgraded to {HEAD}" in proc.stderr
 
 
 def test_migrate_rejects_arguments() -> None:
@@ -124,8 +128,8 @@ def test_api_role_migrates_then_serves_and_stops_on_sigterm(tmp_path: Path) -> N
         assert Path(f"/proc/{pid}/task/{pid}/children").read_text().split() == []
         body = httpx.get(f"{api.url}/api/v1/system/health", timeout=10).json()
         assert body["migrations"] == {
-            "current": "0003",
-            "head": "0003",
+            "current": HEAD,
+            "head": HEAD,
             "status": "ok",
             "detail": None,
         }
@@ -134,7 +138,7 @@ def test_api_role_migrates_then_serves_and_stops_on_sigterm(tmp_path: Path) -> N
         assert stop_process(api.proc) == 0
         assert time.monotonic() - started < 10
     text = api.log.read_text()
-    assert "upgraded to 0002" in text
+    assert f"upgraded to {HEAD}" in text
     assert "Uvicorn running" in text
 
 
