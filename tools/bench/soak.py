@@ -174,11 +174,16 @@ class Sampler:
     """One sample: two `docker top` calls (the engine's API, no process here), one SQL query on
     a connection kept open, one Redis pipeline, two HTTP GETs of metrics."""
 
+    # Connections: every client's but this one's; the roles' apart by their application_name.
     SQL = """
-        SELECT s.n_live_tup, s.n_dead_tup, pg_total_relation_size('jobs'),
-               (SELECT count(*) FROM pg_stat_activity
-                 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())
-          FROM pg_stat_user_tables AS s WHERE s.relname = 'jobs'
+        SELECT s.n_live_tup, s.n_dead_tup, pg_total_relation_size('jobs'), c.total, c.api, c.worker
+          FROM pg_stat_user_tables AS s,
+               (SELECT count(*) AS total,
+                       count(*) FILTER (WHERE application_name = 'boards-api') AS api,
+                       count(*) FILTER (WHERE application_name = 'boards-worker') AS worker
+                  FROM pg_stat_activity
+                 WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()) AS c
+         WHERE s.relname = 'jobs'
     """
 
     def __init__(self, stack: SoakStack) -> None:
@@ -226,7 +231,9 @@ class Sampler:
         return float(found.group(1)) if found else None
 
     def sample(self) -> dict[str, Any]:
-        live, dead, size, connections = self.pg.execute(self.SQL).fetchone() or (0, 0, 0, 0)
+        live, dead, size, connections, api_conns, worker_conns = (
+            self.pg.execute(self.SQL).fetchone() or (0,) * 6
+        )
         pipe = self.redis.pipeline(transaction=False)
         pipe.llen(QUEUE_KEY)
         pipe.info("memory")
@@ -250,6 +257,8 @@ class Sampler:
             "table_mb": int(size) / MB,
             "redis_mb": int(memory["used_memory"]) / MB,
             "pg_connections": int(connections),
+            "pg_connections_api": int(api_conns),
+            "pg_connections_worker": int(worker_conns),
             "pruned_total": pruned,
         }
 
@@ -379,6 +388,8 @@ def checks(results: dict[str, Any]) -> Table:
         goal=Goal(10.0),
         section=table,
     )
+    pruned = samples[-1].get("pruned_total")  # None: a worker without the counter
+    out.add("jobs pruned by the retention", pruned, "jobs", digits=0, section=table)
     connections = between(samples, "pg_connections", warm, seconds)
     out.add(
         "PostgreSQL connections: max - min after the warm-up",
