@@ -25,12 +25,16 @@ def upgrade() -> None:
         "UPDATE jobs SET finished_at = updated_at"
         " WHERE finished_at IS NULL AND status IN ('succeeded', 'failed')"
     )
+    # IF NOT EXISTS: on a table that grew for months before retention, an operator can build the
+    # index first with CREATE INDEX CONCURRENTLY (docs/operations.md, "Migrations"), and this
+    # step finds it. (CONCURRENTLY here would deadlock with replicas waiting on the migration lock.)
     op.create_index(
         "ix_jobs_finished_at",
         "jobs",
         ["finished_at"],
         postgresql_where=FINISHED,
         sqlite_where=FINISHED,
+        if_not_exists=True,
     )
 
 
