@@ -5,6 +5,7 @@ or `failed` within the bounds of docs/operations.md, a 503 never runs later, and
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -493,10 +494,10 @@ def test_worker_killed_repeatedly(stack: Stack, jobs: Jobs, fault: Fault) -> Non
 
         other.stop()  # so the victim holds every job in flight
         phase.submit(specs("worker-kills", 20, delay_seconds=8))
-        since, at_kill = time.monotonic(), []
+        since, at_kill = time.monotonic(), list[list[str]]()
         for kill in range(1, KILLS + 1):
             what = "20 jobs running" if kill == 1 else f"running again after kill {kill - 1}"
-            phase.row.wait(what, lambda k=kill: in_attempt(k), since=since, bound=BOUND)
+            phase.row.wait(what, functools.partial(in_attempt, kill), since=since, bound=BOUND)
             victim.kill()
             since = time.monotonic()
             # The jobs whose lease this kill lost (a dead worker's rows stay `running`).
