@@ -87,7 +87,7 @@ Fault = Callable[[str], contextlib.AbstractContextManager[Phase]]
 
 
 #: Lines of each backend container's log shown with a failed fault (what the product said).
-LOG_LINES = 60
+LOG_LINES = 150
 
 
 @pytest.fixture
@@ -349,9 +349,10 @@ POOL_TIMEOUT = 5.0
 ANSWER_MARGIN = 2.0
 #: The longest any request may take while the database is locked or out of connections.
 ANSWER_BOUND = STATEMENT_TIMEOUT + POOL_TIMEOUT + ANSWER_MARGIN
-#: How long the fault holds the jobs table locked, and the clients that POST (and GET) meanwhile.
+#: How long the fault holds the jobs table locked, and the clients that POST (and GET) meanwhile:
+#: more than the API's pool, so some requests wait for a connection too.
 LOCK_SECONDS = 15
-LOCK_CLIENTS = 4
+LOCK_CLIENTS = 8
 #: POSTs answer 202 again this soon after the lock is released (a statement already waiting
 #: runs at once; one that timed out left only its connection, which is reused).
 RECOVER_BOUND = STATEMENT_TIMEOUT + ANSWER_MARGIN
@@ -361,6 +362,12 @@ def slow(answers: list[Answer], bound: float = ANSWER_BOUND) -> list[Answer]:
     return [a for a in answers if a.seconds > bound]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="product: during the lock some POSTs answer 500, psycopg's InvalidSqlStatementName "
+    '(prepared statement "_pg3_0" does not exist) on a pooled connection whose statement '
+    "the statement timeout cancelled; the lead's to fix, then this mark goes",
+)
 def test_jobs_table_locked(stack: Stack, jobs: Jobs, fault: Fault) -> None:
     posting = Load(lambda: stack.api_url, clients=LOCK_CLIENTS)
     reading = Load(lambda: stack.api_url, clients=1)
