@@ -363,7 +363,7 @@ def slow(answers: list[Answer], bound: float = ANSWER_BOUND) -> list[Answer]:
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # the 500s come in most runs, not all: a strict mark would fail the others
     reason="product: during the lock some POSTs answer 500, psycopg's InvalidSqlStatementName "
     '(prepared statement "_pg3_0" does not exist) on a pooled connection whose statement '
     "the statement timeout cancelled; the lead's to fix, then this mark goes",
