@@ -4,6 +4,7 @@ hostile input, request ids, the error shape and /metrics."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import time
@@ -154,6 +155,47 @@ def test_database_down_is_503_without_internals(
     for response in (post, read):
         assert_error_shape(response, 503, "database_unavailable")
         assert "secret" not in response.text
+
+
+def test_connections_whose_statements_were_cancelled_serve_again(
+    make_settings: MakeSettings, migrated_pg_url: str, clean_redis_url: str
+) -> None:
+    """Every kind of request, repeated until psycopg would prepare its statements, then
+    cancelled by the statement timeout behind a lock, from many threads at once: no answer is a
+    500, and once the lock is gone the same pooled connections serve again."""
+    settings = make_settings(
+        database_url=migrated_pg_url,
+        redis_url=clean_redis_url,
+        database_statement_timeout=0.5,
+    )
+    plain = make_url(migrated_pg_url).set(drivername="postgresql")
+
+    def requests(client: TestClient, round_: int) -> dict[int, list[str]]:
+        def one(index: int) -> tuple[int, str]:
+            if index % 3 == 0:
+                response = client.get(f"{JOBS}/00000000-0000-0000-0000-00000000000{index % 10}")
+            else:
+                key = {"Idempotency-Key": f"k{round_}-{index}"} if index % 3 == 1 else {}
+                response = client.post(JOBS, json={"payload": f"p{index}"}, headers=key)
+            return response.status_code, response.text[:200]
+
+        answers: dict[int, list[str]] = {}
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            for status, text in pool.map(one, range(24)):
+                answers.setdefault(status, []).append(text)
+        return answers
+
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        warm = [requests(client, round_) for round_ in range(4)]
+        with psycopg.connect(plain.render_as_string(hide_password=False)) as locker:
+            locker.execute("SET idle_in_transaction_session_timeout = '20s'")
+            locker.execute("LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE")
+            locked = requests(client, 10)
+            locker.rollback()
+        after = [requests(client, round_) for round_ in range(20, 23)]
+    for answers in warm + after:
+        assert set(answers) <= {202, 404}, answers
+    assert set(locked) == {503}, {status: texts[:2] for status, texts in locked.items()}
 
 
 def test_a_locked_jobs_table_is_503_within_the_statement_timeout(

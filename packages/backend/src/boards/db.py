@@ -55,6 +55,10 @@ def engine_options(
     connect_args: dict[str, Any] = {
         "connect_timeout": CONNECT_TIMEOUT,
         "application_name": application_name,
+        # No server-side prepared statements: psycopg can lose track of one whose PREPARE the
+        # statement timeout cancelled ("prepared statement _pg3_0 does not exist" on that
+        # connection's next use: a 500), and poolers in transaction mode cannot keep them.
+        "prepare_threshold": None,
     }
     if statement_timeout is not None:
         connect_args["options"] = f"-c statement_timeout={max(1, round(statement_timeout * 1000))}"
