@@ -362,12 +362,6 @@ def slow(answers: list[Answer], bound: float = ANSWER_BOUND) -> list[Answer]:
     return [a for a in answers if a.seconds > bound]
 
 
-@pytest.mark.xfail(
-    strict=False,  # the 500s come in most runs, not all: a strict mark would fail the others
-    reason="product: during the lock some POSTs answer 500, psycopg's InvalidSqlStatementName "
-    '(prepared statement "_pg3_0" does not exist) on a pooled connection whose statement '
-    "the statement timeout cancelled; the lead's to fix, then this mark goes",
-)
 def test_jobs_table_locked(stack: Stack, jobs: Jobs, fault: Fault) -> None:
     posting = Load(lambda: stack.api_url, clients=LOCK_CLIENTS)
     reading = Load(lambda: stack.api_url, clients=1)
