@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,11 @@ ACTOR_NAME = "process_job"
 #: Seconds to wait for Redis to accept a connection / answer a command.
 REDIS_CONNECT_TIMEOUT = 2.0
 REDIS_SOCKET_TIMEOUT = 5.0
+
+#: After a send fails, the sends of the next second fail at once instead of each waiting out an
+#: attempt of its own (the name lookup of a host that just died can alone take 10 s): requests
+#: behind a failing send get their 503 in milliseconds, and the first send after it tries again.
+FAIL_FAST_FOR = 1.0
 
 #: Share of broker commands that also run dramatiq's queue maintenance, which moves the
 #: unacknowledged messages of workers silent for longer than the heartbeat timeout back onto
@@ -141,6 +147,7 @@ class JobQueue:
         self._broker: RedisBroker | None = None
         self._lock = threading.Lock()
         self._sending = threading.Lock()  # enqueue_many swaps the broker's script for a while
+        self._failed_at: float | None = None  # time.monotonic() of the last failed send
 
     @property
     def configured(self) -> bool:
@@ -180,23 +187,33 @@ class JobQueue:
         all in one round trip. Raises :class:`BrokerUnavailable` if Redis fails (some of the
         messages may have been sent: a worker finds no row for a withdrawn job)."""
         broker = self.broker
-        try:
-            with self._sending, broker.client.pipeline(transaction=False) as pipe:
-                # dramatiq's own enqueue (its message ids, maintenance and Lua script), with the
-                # script's calls queued on the pipeline rather than sent one round trip each:
-                # a busy API thread made every round trip wait for the GIL.
-                scripts = broker.scripts
-                dispatch = functools.partial(scripts["dispatch"], client=pipe)
-                broker.scripts = {**scripts, "dispatch": dispatch}
-                try:
-                    for job_id, limit in jobs:
-                        broker.enqueue(job_message(job_id, time_limit_ms=limit))
-                finally:
-                    broker.scripts = scripts
-                pipe.publish(WAKE_CHANNEL, b"")
-                pipe.execute()
-        except Exception as exc:
-            raise BrokerUnavailable(f"could not enqueue the job: {exc}") from exc
+        with self._sending:
+            failed_at = self._failed_at
+            if failed_at is not None and time.monotonic() - failed_at < FAIL_FAST_FOR:
+                raise BrokerUnavailable("could not enqueue the job: the broker failed just now")
+            try:
+                self._send(broker, jobs)
+            except Exception as exc:
+                self._failed_at = time.monotonic()
+                raise BrokerUnavailable(f"could not enqueue the job: {exc}") from exc
+            self._failed_at = None
+
+    @staticmethod
+    def _send(broker: RedisBroker, jobs: Sequence[tuple[str, int | None]]) -> None:
+        # dramatiq's own enqueue (its message ids, maintenance and Lua script), with the
+        # script's calls queued on the pipeline rather than sent one round trip each:
+        # a busy API thread made every round trip wait for the GIL.
+        with broker.client.pipeline(transaction=False) as pipe:
+            scripts = broker.scripts
+            dispatch = functools.partial(scripts["dispatch"], client=pipe)
+            broker.scripts = {**scripts, "dispatch": dispatch}
+            try:
+                for job_id, limit in jobs:
+                    broker.enqueue(job_message(job_id, time_limit_ms=limit))
+            finally:
+                broker.scripts = scripts
+            pipe.publish(WAKE_CHANNEL, b"")
+            pipe.execute()
 
     def close(self) -> None:
         with self._lock:
