@@ -220,7 +220,8 @@ def test_sigterm_hands_a_long_job_back_to_the_queue(
     start: StartProc, worker_settings: dict[str, str], client: TestClient
 ) -> None:
     first = start("worker", worker_shutdown_timeout="2", **worker_settings)
-    job_id = _submit_and_wait_running(client, "long", delay_seconds=6)
+    # Long enough to outlast the stop's grace (1 s); the second worker runs all of it again.
+    job_id = _submit_and_wait_running(client, "long", delay_seconds=4)
     _stop_quickly(first)
     assert _job(client, job_id)["status"] == "queued", first.output()
     assert "handed back to the queue" in first.output()
@@ -239,9 +240,9 @@ def test_worker_keeps_running_while_redis_is_unreachable(start: StartProc, tmp_p
         run_dir=str(tmp_path / "run"),
     )
     wait_for(
-        lambda: worker.output().count("Consumer encountered a connection error") >= 4,
+        lambda: worker.output().count("Consumer encountered a connection error") >= 2,
         timeout=60,
-        what="the worker to retry its Redis connection a few times",
+        what="the worker to retry its Redis connection",
     )
     assert worker.alive(), worker.output()
     assert "heartbeat: redis did not answer" in worker.output()
