@@ -340,6 +340,18 @@ def test_postgres_connections_terminated_under_load(
         finish(phase.row, jobs, since=done)
 
 
+def accepted_again(row: Row, posts: Batch, *, since: float) -> None:
+    """The recovery of a database fault: a POST sent after ``since`` (the fault's end) answered
+    202 within RECOVER_BOUND."""
+    row.wait(
+        "a POST sent after the release answers 202",
+        lambda: any(a.status == 202 and a.sent_at >= since for a in posts.snapshot()),
+        since=since,
+        bound=RECOVER_BOUND,
+        recovery=True,
+    )
+
+
 #: BOARDS_DATABASE_STATEMENT_TIMEOUT as shipped: a statement waiting on a lock fails after this.
 STATEMENT_TIMEOUT = 5.0
 #: The backend's pool_timeout (boards.db: CONNECT_TIMEOUT + 2): the longest wait for a pooled
@@ -375,15 +387,7 @@ def test_jobs_table_locked(stack: Stack, jobs: Jobs, fault: Fault) -> None:
                     time.sleep(LOCK_SECONDS)  # holding the lock is the fault
                     released = time.monotonic()
                     lock.commit()
-                    phase.row.wait(
-                        "a POST sent after the release answers 202",
-                        lambda: any(
-                            a.status == 202 and a.sent_at >= released for a in posts.snapshot()
-                        ),
-                        since=released,
-                        bound=RECOVER_BOUND,
-                        recovery=True,
-                    )
+                    accepted_again(phase.row, posts, since=released)
         finally:
             phase.add(posts, allowed=(202, 503))
         during = [a for a in posts.snapshot() + gets.snapshot() if a.sent_at < released]
@@ -450,15 +454,7 @@ def test_postgres_connections_exhausted(stack: Stack, jobs: Jobs, fault: Fault) 
                 released = time.monotonic()
                 for hog in hogs:
                     hog.close()
-                phase.row.wait(
-                    "a POST sent after the release answers 202",
-                    lambda: any(
-                        a.status == 202 and a.sent_at >= released for a in posts.snapshot()
-                    ),
-                    since=released,
-                    bound=RECOVER_BOUND,
-                    recovery=True,
-                )
+                accepted_again(phase.row, posts, since=released)
         finally:
             for hog in hogs:
                 hog.close()

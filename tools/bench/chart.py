@@ -6,6 +6,7 @@ there is one, drawn as a dashed line. The title names the date and the machine.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -75,12 +76,7 @@ def bar_chart(table: Table, out: Path, title: str, caption: str) -> Path:
         for handle, label in zip(*axis.get_legend_handles_labels(), strict=True):
             legend.setdefault(label, handle)
     axes[0, 0].legend(list(legend.values()), list(legend), fontsize=8, loc="lower right")
-    figure.suptitle(f"{title}\n{caption}", fontsize=11)
-    figure.tight_layout(rect=(0, 0, 1, 0.98))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
-    return out
+    return _save(figure, f"{title}\n{caption}", out, top=0.98, dpi=110)
 
 
 def series_chart(
@@ -110,9 +106,14 @@ def series_chart(
         axis.set_visible(False)
     for axis in axes.flat[max(0, len(panels) - columns) : len(panels)]:
         axis.set_xlabel("minutes", fontsize=8)
-    figure.suptitle(f"{title}\n{caption}", fontsize=11)
-    figure.tight_layout(rect=(0, 0, 1, 0.97))
+    return _save(figure, f"{title}\n{caption}", out, top=0.97, dpi=100)
+
+
+def _save(figure: Any, heading: str, out: Path, *, top: float, dpi: int) -> Path:
+    """Title the figure, lay it out under the title and write it to ``out``."""
+    figure.suptitle(heading, fontsize=11)
+    figure.tight_layout(rect=(0, 0, 1, top))
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=100)
+    figure.savefig(out, dpi=dpi)
     plt.close(figure)
     return out
