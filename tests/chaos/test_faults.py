@@ -167,6 +167,16 @@ def backlog(
             worker.unpause()
 
 
+def accepted_more(batch: Batch, count: int, *, after: str) -> None:
+    """The stream goes on: ``count`` more of its jobs accepted from now, within 30 s."""
+    before = len(batch.accepted)
+    wait_for(
+        lambda: len(batch.accepted) >= before + count,
+        timeout=30,
+        what=f"{count} more jobs accepted after {after}",
+    )
+
+
 def test_redis_killed_after_jobs_accepted(stack: Stack, jobs: Jobs, fault: Fault) -> None:
     with fault("a. Redis SIGKILL after 120 jobs") as phase:
         with backlog(stack, phase, "redis-kill", 60, delay_seconds=0.5) as queued:
@@ -295,12 +305,7 @@ def test_postgres_restarted_under_load(stack: Stack, load: Load, jobs: Jobs, fau
                 stack.postgres.restart()
                 stack.postgres.wait_ready()
                 back = time.monotonic()
-                before = len(batch.accepted)
-                wait_for(
-                    lambda: len(batch.accepted) >= before + 50,
-                    timeout=30,
-                    what="50 more jobs accepted after the restart",
-                )
+                accepted_more(batch, 50, after="the restart")
         finally:  # the whole stream, once it stopped
             phase.add(batch, allowed=(202, 503))
         phase.row.notes.append(f"{len(batch.with_status(503))} answered 503 during the outage")
@@ -324,12 +329,7 @@ def test_postgres_connections_terminated_under_load(
                 wait_for(lambda: stack.backends() > 0, timeout=10, what="the backend reconnected")
                 terminated.append(stack.terminate_backends())
                 done = time.monotonic()
-                before = len(batch.accepted)
-                wait_for(
-                    lambda: len(batch.accepted) >= before + 50,
-                    timeout=30,
-                    what="50 more jobs accepted after the terminations",
-                )
+                accepted_more(batch, 50, after="the terminations")
         finally:  # the whole stream, once it stopped
             phase.add(batch, allowed=(202, 503))
         phase.row.notes.append(
