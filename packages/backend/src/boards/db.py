@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import Engine, create_engine, exc, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from boards import defaults
-from boards.settings import Settings
+
+if TYPE_CHECKING:
+    from boards.settings import Settings
 
 #: Seconds to wait for a PostgreSQL connection (and for a locked SQLite file).
 CONNECT_TIMEOUT = 3
