@@ -1,6 +1,10 @@
 """`just soak`: the compose stack of `just bench` under a steady load for many minutes, with a
 short job retention, sampled every few seconds: does anything grow that should stay flat?
 
+Home-made because no tool here does both halves: wrk (Debian) is closed-loop and reports once at
+the end, wrk2's open loop is not packaged, and a load tool (Locust) would still need this
+sampler beside it; the sampling itself is the field's clients (the docker SDK, psycopg, redis).
+
 * load: an open-loop `POST /api/v1/jobs` at a fixed rate (default 170/s, about half the worker's
   measured drain rate) from this host; of every 20 jobs 2 fail (`fail:` payload), 1 waits 1 s
   in the worker (`delay_seconds`), the rest succeed; at most `--in-flight` requests at once;
