@@ -7,7 +7,8 @@
 # Installs only what is missing and is safe to run again:
 #   uv (pinned, into its own virtualenv, linked from ~/.local/bin), a Docker engine with BuildKit
 #   (tools/engine),
-#   and the workspace environment from uv.lock (`uv sync --locked` fails on a stale lock).
+#   and the workspace environment from uv.lock (`uv sync --locked` fails on a stale lock), its
+#   bytecode compiled.
 # Before the command: the python, uv, postgres and redis images, resolved once by
 # tools/standins (the official ones, or local stand-ins where they cannot be pulled, with a loud
 # notice), exported as BOARDS_<KIND>_IMAGE for the build and the tests; variables already set win.
@@ -47,7 +48,10 @@ fi
 bash tools/engine/ensure-docker.sh
 
 log "syncing the workspace environment (uv.lock)"
-uv sync --locked --quiet
+# Bytecode compiled once here: every test starts Python processes that import SQLAlchemy, FastAPI
+# and dramatiq, and where PYTHONDONTWRITEBYTECODE is set (as on many CI machines) each would
+# compile them again from source.
+uv sync --locked --quiet --compile-bytecode
 
 [ $# -gt 0 ] || exit 0
 images=$(tools/standins/resolve.sh --env) || { log "no image for every kind (tools/standins/README.md)"; exit 1; }

@@ -105,6 +105,9 @@ def _new_pg_database(postgres_url: str, template: str | None = None) -> str:
 
 
 def _drop_pg_database(url: str) -> None:
+    # Close the test's pooled connections first: DROP ... WITH (FORCE) would terminate them and
+    # then poll, 100 ms at a time, until their backends have gone.
+    get_database(url).dispose()
     with psycopg.connect(_admin_conninfo(url), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
