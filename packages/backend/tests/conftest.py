@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,11 +28,8 @@ ALEMBIC_INI = default_alembic_ini()
 
 
 @pytest.fixture(autouse=True)
-def _clean_boards_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _clean_boards_env(no_boards_settings: None) -> None:
     """No BOARDS_* variable of the developer's shell leaks into a test."""
-    for name in list(os.environ):
-        if name.upper().startswith("BOARDS_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ waiting for a worker on the wall clock."""
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -51,11 +50,8 @@ class RecordingTransport(httpx.BaseTransport):
 
 
 @pytest.fixture(autouse=True)
-def _no_boards_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_boards_variables(no_boards_settings: None) -> None:
     """No BOARDS_* variable of the caller's shell reaches the app's settings or the CLI."""
-    for name in list(os.environ):
-        if name.upper().startswith("BOARDS_"):
-            monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -18,6 +18,9 @@ Session fixtures:
 
 Function fixtures:
 
+``no_boards_settings``
+    No ``BOARDS_*`` variable of the caller's shell reaches the code under test (the session
+    fixtures keep the images the session started with). A suite makes it autouse in its conftest.
 ``docker_network``
     A fresh Docker network, removed afterwards.
 ``network_postgres``
@@ -165,6 +168,14 @@ def docker_client() -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture
+def no_boards_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No BOARDS_* variable of the caller's shell reaches the code under test."""
+    for name in list(os.environ):
+        if name.upper().startswith("BOARDS_"):
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture

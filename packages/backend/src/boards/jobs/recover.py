@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, select, text, update
+from sqlalchemy import Connection, Row, select, text, update
 
 from boards.models import Job, JobStatus
 
@@ -34,45 +35,35 @@ def expired_leases(conn: Connection, now: datetime, limit: int) -> Sequence[Row[
     ).all()
 
 
-def _still_expired(job_id: str, attempts: int, now: datetime) -> tuple[ColumnElement[bool], ...]:
-    return (
-        Job.id == job_id,
-        Job.status == JobStatus.RUNNING,
-        Job.attempts == attempts,
-        Job.lease_expires_at < now,
+def _if_still_expired(
+    conn: Connection, job_id: str, attempts: int, now: datetime, values: dict[str, Any]
+) -> bool:
+    """Write ``values`` only if the job is still running under the lease that was seen expired
+    (same attempt, lease still past): a worker that renewed, or another pass, wins."""
+    stmt = (
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.status == JobStatus.RUNNING,
+            Job.attempts == attempts,
+            Job.lease_expires_at < now,
+        )
+        .values(lease_expires_at=None, updated_at=now, **values)
     )
+    return bool(conn.execute(stmt).rowcount)
 
 
 def resend_expired(conn: Connection, job_id: str, attempts: int, now: datetime) -> bool:
     """Re-send: back to ``queued`` (the caller sends its message after the commit)."""
-    stmt = (
-        update(Job)
-        .where(*_still_expired(job_id, attempts, now))
-        .values(
-            status=JobStatus.QUEUED,
-            lease_expires_at=None,
-            enqueued_at=now,
-            redeliveries=Job.redeliveries + 1,
-            updated_at=now,
-        )
-    )
-    return bool(conn.execute(stmt).rowcount)
+    queued = {"status": JobStatus.QUEUED, "enqueued_at": now, "redeliveries": Job.redeliveries + 1}
+    return _if_still_expired(conn, job_id, attempts, now, queued)
 
 
 def give_up(conn: Connection, job_id: str, attempts: int, now: datetime) -> bool:
     """Give up: a job that lost its worker ``attempts`` times ends ``failed``."""
-    stmt = (
-        update(Job)
-        .where(*_still_expired(job_id, attempts, now))
-        .values(
-            status=JobStatus.FAILED,
-            error=f"gave up: its worker was lost {attempts} time(s)",
-            lease_expires_at=None,
-            finished_at=now,
-            updated_at=now,
-        )
-    )
-    return bool(conn.execute(stmt).rowcount)
+    error = f"gave up: its worker was lost {attempts} time(s)"
+    failed = {"status": JobStatus.FAILED, "error": error, "finished_at": now}
+    return _if_still_expired(conn, job_id, attempts, now, failed)
 
 
 def stale_queued(conn: Connection, cutoff: datetime, limit: int) -> Sequence[Row[str, float]]:
