@@ -1,4 +1,5 @@
-"""Role smoke tests: the image run the ways the tickets and operators run it.
+"""Role smoke tests: the image run the ways operators run it, through `boards` and with uvicorn or
+dramatiq-gevent named on the command line.
 
 Exit codes and messages are the ones docs/operations.md promises; the schema revision expected
 is read from the migration scripts with alembic itself, not with the code under test.
@@ -37,8 +38,8 @@ from tests.image.support import (
     wait_healthy,
 )
 
-# The first ticket's environment: hosts that do not exist.
-TICKET_ENV = {
+# Hosts that do not exist: neither the database nor Redis can be reached.
+UNREACHABLE_ENV = {
     "BOARDS_DATABASE_URL": "postgresql://user:pass@host/db",
     "BOARDS_REDIS_URL": "redis://host:6379/0",
 }
@@ -83,7 +84,7 @@ def sessions_waiting_for_the_migration_lock(conn: psycopg.Connection) -> int:
     return int(row[0])
 
 
-def test_ticket_api_command_serves_health_without_database(backend_image: str) -> None:
+def test_uvicorn_named_directly_serves_health_without_database(backend_image: str) -> None:
     api = backend(
         backend_image,
         "uvicorn",
@@ -92,7 +93,7 @@ def test_ticket_api_command_serves_health_without_database(backend_image: str) -
         "0.0.0.0",
         "--port",
         "8800",
-        env=TICKET_ENV,
+        env=UNREACHABLE_ENV,
     )
     api.waiting_for(HttpWaitStrategy(8800, "/health").for_status_code(200))
     with api:
@@ -101,7 +102,7 @@ def test_ticket_api_command_serves_health_without_database(backend_image: str) -
         assert response.json() == {"status": "ok"}
 
 
-def test_ticket_worker_command_keeps_retrying_an_unreachable_redis(backend_image: str) -> None:
+def test_dramatiq_named_directly_keeps_retrying_an_unreachable_redis(backend_image: str) -> None:
     worker = backend(
         backend_image,
         "dramatiq-gevent",
@@ -110,7 +111,7 @@ def test_ticket_worker_command_keeps_retrying_an_unreachable_redis(backend_image
         "1",
         "--threads",
         "50",
-        env=TICKET_ENV,
+        env=UNREACHABLE_ENV,
         port=None,
     )
     with worker:

@@ -1,6 +1,6 @@
 """What the benchmarks print: markdown tables with one row per figure and one column per subject
 (an image, or one column of measured values), the best value of a row in bold and, where the
-issue sets one, a goal column that says whether the judged column meets it.
+benchmark sets one, a goal column that says whether the judged column meets it.
 
 The same rows feed the chart (tools/bench/chart.py): a row's ``section`` is its chart panel.
 """
