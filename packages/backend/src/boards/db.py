@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import Engine, create_engine, exc, make_url
+from sqlalchemy import Connection, Engine, create_engine, exc, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from boards import defaults
@@ -174,3 +174,12 @@ def database_for(settings: Settings, role: str) -> Database:
         statement_timeout=settings.database_statement_timeout,
         application_name=f"boards-{role}",
     )
+
+
+def try_xact_lock(conn: Connection, key: int) -> bool:
+    """PostgreSQL's ``pg_try_advisory_xact_lock(key)``: whether this transaction now holds the
+    lock (until it ends) or another one does. True on SQLite, a single machine's database, where
+    callers rely on their per-row guards alone."""
+    if conn.dialect.name != "postgresql":
+        return True
+    return bool(conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}))

@@ -56,6 +56,10 @@ class JobStatus:
     ALL = (QUEUED, RUNNING, SUCCEEDED, FAILED)
 
 
+#: Rows in a final state: the only ones retention's partial index on ``finished_at`` holds.
+_FINISHED = text("finished_at IS NOT NULL")
+
+
 class Job(Base):
     """One job. The row is the truth; a queue message only says "look at this row".
 
@@ -75,8 +79,8 @@ class Job(Base):
         Index(
             "ix_jobs_finished_at",
             "finished_at",
-            postgresql_where=text("finished_at IS NOT NULL"),
-            sqlite_where=text("finished_at IS NOT NULL"),
+            postgresql_where=_FINISHED,
+            sqlite_where=_FINISHED,
         ),
         UniqueConstraint("idempotency_key", name="uq_jobs_idempotency_key"),
     )

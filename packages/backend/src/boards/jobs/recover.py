@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, text, update
+from sqlalchemy import Connection, Row, select, update
 
+from boards.db import try_xact_lock
 from boards.models import Job, JobStatus
 
 #: pg_try_advisory_xact_lock key of a pass: int.from_bytes(b"boards/r") (fits a bigint).
@@ -19,9 +20,7 @@ LOCK_KEY = int.from_bytes(b"boards/r", "big")
 def try_lock_pass(conn: Connection) -> bool:
     """One pass at a time across replicas, until ``conn``'s transaction ends (PostgreSQL). On
     SQLite, a single machine's database, the per-row guards alone keep passes from acting twice."""
-    if conn.dialect.name != "postgresql":
-        return True
-    return bool(conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": LOCK_KEY}))
+    return try_xact_lock(conn, LOCK_KEY)
 
 
 def expired_leases(conn: Connection, now: datetime, limit: int) -> Sequence[Row[str, int, float]]:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import Connection, delete, select
 
+from boards.db import try_xact_lock
 from boards.models import Job, JobStatus
 
 #: pg_try_advisory_xact_lock key of a pruning batch: int.from_bytes(b"boards/p").
@@ -18,9 +19,7 @@ LOCK_KEY = int.from_bytes(b"boards/p", "big")
 def try_lock_batch(conn: Connection) -> bool:
     """One replica prunes at a time (PostgreSQL), until ``conn``'s transaction ends; another
     replica that finds the lock taken leaves the work to it."""
-    if conn.dialect.name != "postgresql":
-        return True
-    return bool(conn.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": LOCK_KEY}))
+    return try_xact_lock(conn, LOCK_KEY)
 
 
 def prune_finished(conn: Connection, cutoff: datetime, limit: int) -> int:
