@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from boards.db import Database
+from boards.db import Database, get_database
 from boards.jobs import (
     Claim,
     Result,
@@ -124,8 +124,6 @@ def test_redis_down_defers_resends_but_keeps_the_database_right(db: Database) ->
 
 
 def test_passes_never_overlap_on_postgresql(migrated_pg_url: str, broker: RedisBroker) -> None:
-    from boards.db import get_database
-
     db = get_database(migrated_pg_url)
     create_job(db, "x")
     with db.engine.connect() as other:
@@ -190,8 +188,6 @@ def test_a_key_of_a_pruned_job_is_free_again(
 def test_one_replica_prunes_at_a_time_on_postgresql(
     migrated_pg_url: str, broker: RedisBroker
 ) -> None:
-    from boards.db import get_database
-
     db = get_database(migrated_pg_url)
     finished(db, "done")
     with db.engine.connect() as other:
